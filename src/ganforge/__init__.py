@@ -1,0 +1,3 @@
+"""ganforge: train, sample and evaluate GANs on PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,129 @@
+"""Command line: each subcommand parses arguments into a config and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import GanforgeError
+
+
+def _unique_run_dir(preset: str) -> Path:
+    base = Path("runs") / preset
+    if not base.exists():
+        return base
+    i = 2
+    while Path(f"{base}-{i}").exists():
+        i += 1
+    return Path(f"{base}-{i}")
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .config import PRESETS, all_keys
+
+    if args.keys:
+        for key in all_keys():
+            print(key)
+        return 0
+    width = max(len(n) for n in PRESETS)
+    for p in PRESETS.values():
+        print(f"{p.name:<{width}}  {p.summary}  [{p.source}]")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import from_preset
+    from .training import train
+
+    overrides = list(args.overrides)
+    if args.data_dir:
+        overrides.append(f"data.path={args.data_dir}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = from_preset(args.preset, overrides)
+    out = Path(args.out) if args.out else _unique_run_dir(cfg.name)
+    result = train(cfg, out, progress=not args.quiet, quiet=args.quiet, overwrite=args.overwrite)
+    s = result.summary
+    print(f"\ndone: {s['epochs']} epochs, {s['images_seen']} examples in {s['train_seconds']:.1f}s "
+          f"on {s['device']}; final loss_D {s['final_loss_D']:.3f}, loss_G {s['final_loss_G']:.3f}")
+    if "gaussian" in s:
+        g = s["gaussian"]
+        print(f"fitted mean {[round(v, 3) for v in g['fitted_mean']]} (true {g['true_mean']}), "
+              f"mean error {g['mean_error']:.3f}, covariance error {100 * g['cov_rel_error']:.1f}%")
+    print(f"results in {result.run_dir}/ (samples/, loss_curve.png, metrics.jsonl, summary.json, "
+          "checkpoint.pt)")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .sample import sample
+
+    out = sample(args.run, args.n, args.out, seed=args.seed, device=args.device,
+                 overwrite=args.overwrite)
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .data.idx import IDX_DATASETS, download, user_cache_dir
+
+    dest = Path(args.dir) if args.dir else user_cache_dir() / "data" / args.dataset
+    download(IDX_DATASETS[args.dataset], dest)
+    print(f"{args.dataset} is in {dest}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganforge", description=__doc__)
+    p.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sp = sub.add_parser("presets", help="list the presets (one line each)")
+    sp.add_argument("--keys", action="store_true", help="list every config key instead")
+    sp.set_defaults(func=cmd_presets)
+
+    sp = sub.add_parser("train", help="train a preset, with key=value overrides",
+                        description="Train a preset. Overrides: key=value after the preset, "
+                                    "e.g. train.epochs=1 train.batch_size=128.")
+    sp.add_argument("preset")
+    sp.add_argument("overrides", nargs="*", metavar="key=value")
+    sp.add_argument("--out", help="run directory (default: runs/<preset>, never reused)")
+    sp.add_argument("--data-dir", help="where the dataset files are (sets data.path)")
+    sp.add_argument("--device", help="cpu, cuda, cuda:N or auto (sets train.device)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("sample", help="draw samples from a run or checkpoint")
+    sp.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    sp.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    sp.add_argument("--out", required=True,
+                    help="grid.png, samples.npy (uint8 N,H,W,C) or a folder name for PNGs")
+    sp.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images")
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--overwrite", action="store_true")
+    sp.set_defaults(func=cmd_sample)
+
+    sp = sub.add_parser("download", help="download MNIST or Fashion-MNIST (checksums verified)")
+    sp.add_argument("dataset", choices=["mnist", "fashion-mnist"])
+    sp.add_argument("--dir", help="destination (default: the user cache)")
+    sp.set_defaults(func=cmd_download)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

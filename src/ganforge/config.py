@@ -1,0 +1,313 @@
+"""One typed config tree, the presets table, and ``key=value`` overrides.
+
+Every run writes its fully resolved config next to its results (``config.json``) and inside
+its checkpoints, so a run can always be rebuilt from what it left behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import GanforgeError
+
+
+class ConfigError(GanforgeError, ValueError):
+    """A config value or override that cannot be used; the message says what to change."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "gaussian2d"  # gaussian2d | mnist | fashion-mnist | folder
+    path: str = ""  # folder datasets: the image folder; IDX datasets: an explicit data directory
+    split: str = "train"  # IDX datasets: train | test
+    resolution: int = 0  # 0 = the dataset's own (28 for IDX, 64 for folders)
+    channels: int = 0  # 0 = the dataset's own (1 for IDX, 3 for folders)
+    num_points: int = 1000  # gaussian2d: how many points the seed draws
+    download: bool = True  # IDX datasets: download when missing and online
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "toy"  # toy | mlp | dcgan
+    z_dim: int = 2
+    g_width: int = 64  # DCGAN n_G; MLP ignores it
+    d_width: int = 64  # DCGAN n_D
+    d_activation: str = "leaky_relu"  # leaky_relu | relu (the d2l exercise)
+    leaky_slope: float = 0.2
+    init: str = "d2l"  # d2l: every parameter ~ N(0, init_std) as in the d2l PyTorch code;
+    # dcgan: conv/linear weights ~ N(0, init_std), BatchNorm gamma ~ N(1, init_std), biases 0;
+    # glorot: Keras' default (Glorot-uniform weights, zero biases); torch: PyTorch's defaults
+    init_std: float = 0.02
+
+
+@dataclass
+class LossConfig:
+    name: str = "nonsaturating"
+    real_label: float = 1.0  # < 1 is one-sided label smoothing (the tutorial uses 0.9)
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"  # adam | rmsprop | sgd
+    lr: float = 2e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    alpha: float = 0.99  # RMSprop smoothing (Keras calls it rho and defaults to 0.9)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+    drop_last: bool = False  # the seeds keep the last, smaller batch
+    checkpoint_every: int = 0  # epochs between checkpoints; 0 = only at the end
+
+
+@dataclass
+class ReportConfig:
+    sample_every: int = 1  # epochs between sample grids (the tutorial saves every 50)
+    grid_rows: int = 3  # d2l shows 3 x 7 samples
+    grid_cols: int = 7
+    scatter_points: int = 100  # 2-D data: points of each kind in the per-epoch scatter
+
+
+@dataclass
+class Config:
+    name: str = "custom"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim_G: OptimizerConfig = field(default_factory=OptimizerConfig)
+    optim_D: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        cfg = cls()
+        for key, value in _flatten(d):
+            set_value(cfg, key, value)
+        return cfg
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.extend(_flatten(v, f"{prefix}{k}."))
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def all_keys(cfg: Config | None = None) -> list[str]:
+    """Every dotted key a user may override, e.g. ``train.epochs``."""
+    return [k for k, _ in _flatten((cfg or Config()).to_dict())]
+
+
+def _coerce(text: Any, typ: type, key: str) -> Any:
+    if not isinstance(text, str):
+        if typ is float and isinstance(text, int) and not isinstance(text, bool):
+            return float(text)
+        if isinstance(text, typ):
+            return text
+        raise ConfigError(f"{key} must be {typ.__name__}, got {text!r}")
+    try:
+        if typ is bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ is int:
+            return int(text)
+        if typ is float:
+            return float(text)
+        return text
+    except ValueError:
+        raise ConfigError(f"{key} must be {typ.__name__}, got {text!r}") from None
+
+
+def set_value(cfg: Config, key: str, value: Any) -> None:
+    """Set ``key`` (dotted) on ``cfg``, converting strings to the field's type."""
+    keys = all_keys()
+    if key not in keys:
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"unknown config key '{key}'.{hint} Run `ganforge presets --keys` to list every key."
+        )
+    *parents, leaf = key.split(".")
+    obj: Any = cfg
+    for p in parents:
+        obj = getattr(obj, p)
+    typ = typing.get_type_hints(type(obj))[leaf]
+    setattr(obj, leaf, _coerce(value, typ, key))
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(
+                f"override '{item}' is not of the form key=value (e.g. train.epochs=1)"
+            )
+        key, value = item.split("=", 1)
+        set_value(cfg, key.strip(), value.strip())
+    return cfg
+
+
+_CHOICES = {
+    "data.name": ("gaussian2d", "mnist", "fashion-mnist", "folder"),
+    "data.split": ("train", "test"),
+    "model.arch": ("toy", "mlp", "dcgan"),
+    "model.d_activation": ("leaky_relu", "relu"),
+    "model.init": ("d2l", "dcgan", "glorot", "torch"),
+    "loss.name": ("nonsaturating",),
+    "optim_G.name": ("adam", "rmsprop", "sgd"),
+    "optim_D.name": ("adam", "rmsprop", "sgd"),
+}
+
+
+def validate(cfg: Config) -> Config:
+    """Check ranges and combinations; raise :class:`ConfigError` saying what to change."""
+    flat = dict(_flatten(cfg.to_dict()))
+    for key, choices in _CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {flat[key]!r}")
+    positive = ["train.epochs", "train.batch_size", "model.z_dim", "report.sample_every",
+                "report.grid_rows", "report.grid_cols", "data.num_points",
+                "optim_G.lr", "optim_D.lr", "model.g_width", "model.d_width"]
+    for key in positive:
+        if not flat[key] > 0:
+            raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
+    for key in ("train.threads", "train.checkpoint_every", "train.seed", "data.resolution",
+                "data.channels"):
+        if flat[key] < 0:
+            raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")
+    if not 0.0 < cfg.loss.real_label <= 1.0:
+        raise ConfigError(f"loss.real_label must be in (0, 1], got {cfg.loss.real_label}")
+    if cfg.data.channels not in (0, 1, 3):
+        raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.data.channels}")
+    res = cfg.data.resolution
+    if cfg.model.arch == "dcgan" and res and (res < 8 or res & (res - 1)):
+        raise ConfigError(
+            f"data.resolution must be a power of two >= 8 for the DCGAN, got {res} "
+            "(use 32 for MNIST-like data, 64 for the Pokemon sprites)"
+        )
+    if (cfg.model.arch == "toy") != (cfg.data.name == "gaussian2d"):
+        raise ConfigError(
+            f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: the toy model "
+            "is for 2-D points (gaussian2d) and image models are for image datasets"
+        )
+    if cfg.data.name == "folder" and not cfg.data.path:
+        raise ConfigError("data.path must name an image folder when data.name=folder "
+                          "(e.g. data.path=../shared/data/pokemon)")
+    return cfg
+
+
+# ----------------------------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str  # one line for `ganforge presets`
+    source: str  # which seed document it reproduces
+    build: Callable[[], Config]
+
+
+def _gaussian2d() -> Config:
+    # d2l "Generative Adversarial Networks" (basic GAN): lr_D 0.05, lr_G 0.005, latent 2, batch 8,
+    # 20 epochs, Adam with default betas, BCE losses, N(0, 0.02) init.
+    return Config(
+        data=DataConfig(name="gaussian2d", num_points=1000),
+        model=ModelConfig(arch="toy", z_dim=2, init="d2l"),
+        optim_G=OptimizerConfig(name="adam", lr=0.005),
+        optim_D=OptimizerConfig(name="adam", lr=0.05),
+        train=TrainConfig(epochs=20, batch_size=8),
+        report=ReportConfig(sample_every=1),
+    )
+
+
+def _mnist_mlp() -> Config:
+    # Turkish TensorFlow vanilla-GAN tutorial: MLP pair with LeakyReLU(0.01), Adam(2e-4) for G,
+    # RMSprop(2e-4) for D, batch 256, one-sided label smoothing 0.9, 300 epochs, images every
+    # 50 epochs. Keras defaults are kept: Glorot-uniform init, eps 1e-7, RMSprop rho 0.9.
+    return Config(
+        data=DataConfig(name="mnist", resolution=28, channels=1),
+        model=ModelConfig(arch="mlp", z_dim=100, leaky_slope=0.01, init="glorot"),
+        loss=LossConfig(real_label=0.9),
+        optim_G=OptimizerConfig(name="adam", lr=2e-4, eps=1e-7),
+        optim_D=OptimizerConfig(name="rmsprop", lr=2e-4, alpha=0.9, eps=1e-7),
+        train=TrainConfig(epochs=300, batch_size=256),
+        report=ReportConfig(sample_every=50, grid_rows=4, grid_cols=8),
+    )
+
+
+def _dcgan(data: DataConfig, epochs: int) -> Config:
+    # d2l "Deep Convolutional GANs": n_G = n_D = 64, latent 100, Adam lr 0.005 with beta1 0.5,
+    # batch 256, BCE losses, every parameter initialised from N(0, 0.02).
+    return Config(
+        data=data,
+        model=ModelConfig(arch="dcgan", z_dim=100, g_width=64, d_width=64, leaky_slope=0.2,
+                          init="d2l"),
+        optim_G=OptimizerConfig(name="adam", lr=0.005, beta1=0.5),
+        optim_D=OptimizerConfig(name="adam", lr=0.005, beta1=0.5),
+        train=TrainConfig(epochs=epochs, batch_size=256),
+        report=ReportConfig(sample_every=1, grid_rows=3, grid_cols=7),
+    )
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("gaussian2d", "basic GAN learning a 2-D Gaussian (1,000 points, 20 epochs)",
+               "d2l basic GAN (d2l-basic-gan-2d-gaussian.tr.md)", _gaussian2d),
+        Preset("mnist-mlp", "vanilla MLP GAN on MNIST, label smoothing 0.9 (300 epochs)",
+               "TensorFlow vanilla-GAN tutorial (tf-vanilla-gan-mnist.tr.md)", _mnist_mlp),
+        Preset("pokemon-dcgan", "DCGAN on the 64x64 Pokemon sprites (20 epochs)",
+               "d2l DCGAN (d2l-dcgan-pokemon*.md)",
+               lambda: _dcgan(DataConfig(name="folder", path="../shared/data/pokemon",
+                                         resolution=64, channels=3), epochs=20)),
+        Preset("fashion-dcgan", "d2l DCGAN recipe on Fashion-MNIST at 32x32 (the exercise)",
+               "d2l DCGAN, exercise 2 (d2l-dcgan-pokemon*.md)",
+               lambda: _dcgan(DataConfig(name="fashion-mnist", resolution=32, channels=1),
+                              epochs=20)),
+        Preset("mnist-dcgan", "d2l DCGAN recipe on MNIST at 32x32",
+               "d2l DCGAN applied to MNIST",
+               lambda: _dcgan(DataConfig(name="mnist", resolution=32, channels=1), epochs=20)),
+    ]
+}
+
+
+def from_preset(name: str, overrides: list[str] | None = None) -> Config:
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, list(PRESETS), n=1, cutoff=0.4)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"unknown preset '{name}'.{hint} Available: {', '.join(PRESETS)} "
+            "(`ganforge presets` describes each)."
+        )
+    preset = PRESETS[name]
+    cfg = preset.build()
+    cfg.name = preset.name
+    cfg.description = f"{preset.summary}; from {preset.source}"
+    apply_overrides(cfg, overrides or [])
+    return validate(cfg)

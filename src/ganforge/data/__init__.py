@@ -1,0 +1,125 @@
+"""Datasets, all held in memory as one tensor: decoded once, never re-decoded per epoch.
+
+Images are stored as uint8 NCHW and turned into float NCHW in [-1, 1] per batch
+(``x / 127.5 - 1``, the seeds' ``Normalize(0.5, 0.5)``); 2-D points are stored as float32 (N, 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import DataConfig
+from ..errors import DataError
+from .idx import IDX_DATASETS, load_idx_dataset
+from .images import load_image_folder
+
+# The seed's 2-D Gaussian: data = X A + b with X ~ N(0, I); its covariance is A^T A.
+GAUSSIAN_A = torch.tensor([[1.0, 2.0], [-0.1, 0.5]])
+GAUSSIAN_B = torch.tensor([1.0, 2.0])
+
+
+def gaussian2d(num_points: int = 1000, seed: int = 0) -> torch.Tensor:
+    """The d2l basic-GAN data: ``num_points`` rows of ``X @ A + b``, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(num_points, 2, generator=gen)
+    return X @ GAUSSIAN_A + GAUSSIAN_B
+
+
+@dataclass
+class InMemoryDataset:
+    """A dataset resident in memory.
+
+    ``data``: uint8 (N, C, H, W) for images, float32 (N, D) for points.
+    ``labels``: int64 (N,) or None.
+    """
+
+    data: torch.Tensor
+    labels: torch.Tensor | None = None
+    class_names: list[str] = field(default_factory=list)
+    name: str = ""
+
+    @property
+    def is_image(self) -> bool:
+        return self.data.dtype == torch.uint8
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def to(self, device: torch.device) -> "InMemoryDataset":
+        return InMemoryDataset(
+            self.data.to(device),
+            None if self.labels is None else self.labels.to(device),
+            self.class_names,
+            self.name,
+        )
+
+    def batch(self, index: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Rows ``index`` as float: images in [-1, 1] (NCHW), points as stored."""
+        x = self.data[index]
+        if self.is_image:
+            return x.to(dtype).div_(127.5).sub_(1.0)
+        return x.to(dtype)
+
+
+def _fit_idx(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor:
+    """28x28 IDX digits -> uint8 (N, C, R, R).
+
+    Rule: R = 28 keeps the images; R > 28 pads the border with black (0, the background of
+    MNIST/Fashion-MNIST) when the difference is even, e.g. 28 -> 32 adds 2 pixels per side, so the
+    content is untouched; any other R resizes with antialiased bilinear interpolation.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
+    h = x.shape[-1]
+    if resolution != h:
+        diff = resolution - h
+        if diff > 0 and diff % 2 == 0:
+            x = F.pad(x, (diff // 2,) * 4, value=0)
+        else:
+            x = F.interpolate(x.float(), size=(resolution, resolution), mode="bilinear",
+                              antialias=True, align_corners=False)
+            x = x.round().clamp(0, 255).to(torch.uint8)
+    if channels == 3:
+        x = x.expand(-1, 3, -1, -1)
+    return x.contiguous()
+
+
+def resolve_shape(cfg: DataConfig) -> DataConfig:
+    """Fill the dataset's own resolution/channels into ``cfg`` where it says 0."""
+    if cfg.name in IDX_DATASETS:
+        cfg.resolution = cfg.resolution or 28
+        cfg.channels = cfg.channels or 1
+    elif cfg.name == "folder":
+        cfg.resolution = cfg.resolution or 64
+        cfg.channels = cfg.channels or 3
+    return cfg
+
+
+def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMemoryDataset:
+    """Build the dataset that ``cfg`` names (see :class:`DataConfig`)."""
+    resolve_shape(cfg)
+    if cfg.name == "gaussian2d":
+        return InMemoryDataset(gaussian2d(cfg.num_points, seed), name="gaussian2d")
+    if cfg.name in IDX_DATASETS:
+        images, labels, classes = load_idx_dataset(
+            cfg.name, cfg.split, cfg.path or None, allow_download=cfg.download
+        )
+        return InMemoryDataset(
+            _fit_idx(images, cfg.resolution, cfg.channels),
+            torch.from_numpy(labels),
+            list(classes),
+            cfg.name,
+        )
+    if cfg.name == "folder":
+        images, labels, classes = load_image_folder(cfg.path, cfg.resolution, cfg.channels,
+                                                    progress=progress)
+        return InMemoryDataset(torch.from_numpy(images), torch.from_numpy(labels), classes,
+                               cfg.path)
+    raise DataError(f"unknown dataset '{cfg.name}'")

@@ -1,0 +1,265 @@
+"""MNIST-like datasets stored as IDX files (``*.gz`` or uncompressed).
+
+Lookup order for a dataset's four files (the first directory holding the needed pair wins):
+
+1. an explicit directory (``data.path`` / ``--data-dir``), used as is or with ``<name>/`` appended;
+2. ``$GANFORGE_DATA/<name>/`` (a data root, e.g. ``../shared/data``);
+3. the user cache ``$XDG_CACHE_HOME/ganforge/data/<name>/`` (``~/.cache/...``);
+4. Debian's ``/usr/share/datasets/fashion-mnist/`` (package ``dataset-fashion-mnist``).
+
+When none has them and ``download`` is on, the files are downloaded from the canonical URLs into the
+user cache and verified by the SHA-256 of their *decompressed* bytes (the IDX payload is unique; gzip
+bytes differ between mirrors and repackagings such as Debian's).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+@dataclass(frozen=True)
+class IdxSpec:
+    name: str
+    urls: tuple[str, ...]  # base URLs, tried in order
+    files: dict[str, tuple[str, str]]  # split -> (images file, labels file)
+    sha256: dict[str, str]  # file -> sha256 of the decompressed IDX bytes
+    class_names: tuple[str, ...]
+    debian_dir: str | None = None
+    debian_package: str | None = None
+
+
+_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+IDX_DATASETS: dict[str, IdxSpec] = {
+    "mnist": IdxSpec(
+        name="mnist",
+        urls=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirror
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        files=_MNIST_FILES,
+        sha256={
+            "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        class_names=tuple(str(i) for i in range(10)),
+    ),
+    "fashion-mnist": IdxSpec(
+        name="fashion-mnist",
+        urls=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        files=_MNIST_FILES,
+        sha256={
+            "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot"),
+        debian_dir="/usr/share/datasets/fashion-mnist",
+        debian_package="dataset-fashion-mnist",
+    ),
+}
+
+DATA_ENV = "GANFORGE_DATA"
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ganforge"
+
+
+# ------------------------------------------------------------------------------ IDX format
+
+
+def _open_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"cannot read IDX file {path}: {e.strerror}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DataError(
+                f"{path} is a damaged gzip file ({e}); delete it and download it again"
+            ) from None
+    return raw
+
+
+def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Decode IDX bytes into an array, checking the magic number and the declared sizes."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(
+            f"{source} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'}); "
+            "expected the MNIST format, e.g. train-images-idx3-ubyte.gz"
+        )
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{source} is truncated: its header is incomplete")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(
+            f"{source} is truncated or padded: header declares shape {tuple(shape)} "
+            f"({expected} bytes) but the file holds {len(raw)} bytes; download it again"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(
+        dtype.newbyteorder("="), copy=False
+    )
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    path = Path(path)
+    return parse_idx(_open_bytes(path), str(path))
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write an array as IDX (gzip-compressed when the name ends in ``.gz``)."""
+    codes = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}
+    arr = np.asarray(array)
+    code = codes.get(arr.dtype)
+    if code is None:
+        raise ValueError(f"IDX cannot store dtype {arr.dtype}")
+    big = arr.astype(np.dtype(_IDX_DTYPES[code]), copy=False)
+    raw = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + big.tobytes()
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(raw)
+
+
+# ------------------------------------------------------------------------------ lookup
+
+
+def _find_file(directory: Path, name: str) -> Path | None:
+    for candidate in (directory / name, directory / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def candidate_dirs(spec: IdxSpec, explicit: str | os.PathLike | None = None) -> list[Path]:
+    dirs: list[Path] = []
+    if explicit:
+        dirs += [Path(explicit), Path(explicit) / spec.name]
+    if os.environ.get(DATA_ENV):
+        dirs.append(Path(os.environ[DATA_ENV]) / spec.name)
+    dirs.append(user_cache_dir() / "data" / spec.name)
+    if spec.debian_dir:
+        dirs.append(Path(spec.debian_dir))
+    return dirs
+
+
+def locate(spec: IdxSpec, split: str, explicit: str | os.PathLike | None = None) -> tuple[Path, Path] | None:
+    names = spec.files[split]
+    for d in candidate_dirs(spec, explicit):
+        found = [_find_file(d, n) for n in names]
+        if all(found):
+            return found[0], found[1]  # type: ignore[return-value]
+    if explicit:
+        # An explicit directory that lacks the files is a mistake worth stopping for.
+        raise DataError(
+            f"{explicit} does not hold the {spec.name} {split} files "
+            f"({', '.join(names)}). Put them there, or drop the explicit data directory to use "
+            f"the default lookup."
+        )
+    return None
+
+
+def download(spec: IdxSpec, dest: Path, files: list[str] | None = None, timeout: float = 30.0) -> None:
+    """Download ``files`` (default: all four) into ``dest`` and verify their checksums."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for fname in files or list(spec.sha256):
+        if _find_file(dest, fname):
+            continue
+        errors = []
+        for base in spec.urls:
+            url = base + fname
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    payload = resp.read()
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                errors.append(f"{url}: {getattr(e, 'reason', e)}")
+                continue
+            try:
+                digest = hashlib.sha256(gzip.decompress(payload)).hexdigest()
+            except (OSError, EOFError):
+                digest = "not gzip"
+            if digest != spec.sha256[fname]:
+                errors.append(f"{url}: checksum mismatch ({digest[:16]}...)")
+                continue
+            fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{fname}.")
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+            shutil.move(tmp, dest / fname)
+            break
+        else:
+            raise DataError(_missing_message(spec, failures=errors))
+
+
+def _missing_message(spec: IdxSpec, failures: list[str] | None = None) -> str:
+    files = ", ".join(spec.sha256)
+    msg = (
+        f"{spec.name} is not on this machine and could not be downloaded. ganforge needs the "
+        f"files {files} in one of: --data-dir DIR, ${DATA_ENV}/{spec.name}/, "
+        f"{user_cache_dir() / 'data' / spec.name}/"
+    )
+    if spec.debian_dir:
+        msg += f", or {spec.debian_dir}/ (Debian: `sudo apt-get install -y {spec.debian_package}`)"
+    msg += f". They are published at {spec.urls[0]}."
+    if failures:
+        msg += " Download attempts: " + "; ".join(failures[:3]) + "."
+    return msg
+
+
+def load_idx_dataset(
+    name: str, split: str = "train", explicit_dir: str | None = None, allow_download: bool = True
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Return ``(images uint8 (N, 28, 28), labels int64 (N,), class names)``."""
+    spec = IDX_DATASETS[name]
+    found = locate(spec, split, explicit_dir)
+    if found is None:
+        if not allow_download:
+            raise DataError(_missing_message(spec) + " (downloading is off: data.download=false)")
+        cache = user_cache_dir() / "data" / spec.name
+        download(spec, cache, files=list(spec.files[split]))
+        found = locate(spec, split)
+        assert found is not None
+    images, labels = read_idx(found[0]), read_idx(found[1])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(
+            f"{found[0]} and {found[1]} do not form an image/label pair "
+            f"(shapes {images.shape} and {labels.shape})"
+        )
+    return images.astype(np.uint8, copy=False), labels.astype(np.int64), spec.class_names

@@ -1,0 +1,43 @@
+"""Model registry: ``build_models(model_cfg, sample_shape) -> (G, D)``."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..config import ModelConfig
+from .blocks import D_block, G_block, init_weights
+from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .mlp import MLPDiscriminator, MLPGenerator
+from .toy import ToyDiscriminator, ToyGenerator
+
+__all__ = ["build_models", "init_weights", "G_block", "D_block", "DCGANGenerator",
+           "DCGANDiscriminator", "MLPGenerator", "MLPDiscriminator", "ToyGenerator",
+           "ToyDiscriminator", "ARCHITECTURES"]
+
+
+def _toy(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    return ToyGenerator(cfg.z_dim, shape[0]), ToyDiscriminator(shape[0])
+
+
+def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    return (MLPGenerator(cfg.z_dim, shape, cfg.leaky_slope),  # type: ignore[arg-type]
+            MLPDiscriminator(shape, cfg.leaky_slope, cfg.d_activation))  # type: ignore[arg-type]
+
+
+def _dcgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    c, h, w = shape
+    if h != w:
+        raise ValueError(f"DCGAN needs square images, got {h}x{w}")
+    return (DCGANGenerator(cfg.z_dim, c, h, cfg.g_width),
+            DCGANDiscriminator(c, h, cfg.d_width, cfg.leaky_slope, cfg.d_activation))
+
+
+ARCHITECTURES = {"toy": _toy, "mlp": _mlp, "dcgan": _dcgan}
+
+
+def build_models(cfg: ModelConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """Build and initialise G and D for data whose rows have ``sample_shape`` (C, H, W) or (D,)."""
+    G, D = ARCHITECTURES[cfg.arch](cfg, tuple(sample_shape))
+    init_weights(G, cfg.init, cfg.init_std)
+    init_weights(D, cfg.init, cfg.init_std)
+    return G, D

@@ -1,0 +1,95 @@
+"""Sample grids (exact pixels, written with PIL) and matplotlib figures (Agg, no display)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float NCHW in [-1, 1] -> uint8 NCHW in [0, 255] (round to nearest, clamp)."""
+    return images.detach().float().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu()
+
+
+def make_grid(images: torch.Tensor, rows: int, cols: int, pad: int = 2,
+              pad_value: int = 255) -> np.ndarray:
+    """uint8 NCHW -> one uint8 HWC image of ``rows x cols`` tiles (missing tiles stay blank)."""
+    n, c, h, w = images.shape
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, np.uint8)
+    arr = images.permute(0, 2, 3, 1).numpy()
+    for i in range(min(n, rows * cols)):
+        r, k = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        grid[y:y + h, x:x + w] = arr[i]
+    return grid
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, rows: int, cols: int,
+              scale: int = 0) -> Path:
+    """Write uint8 NCHW images as a PNG grid; small images are enlarged (nearest) to be seen."""
+    grid = make_grid(images, rows, cols)
+    img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    if scale == 0:
+        scale = max(1, 256 // max(images.shape[-1], 1) // 2)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curve(records: Sequence[dict], path: str | os.PathLike, title: str = "") -> Path:
+    """Per-epoch loss_D and loss_G, like the seeds' animator (D and G on one axis)."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in records]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(epochs, [r["loss_D"] for r in records], marker="o", ms=3, label="discriminator")
+    ax.plot(epochs, [r["loss_G"] for r in records], marker="o", ms=3, label="generator")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    if epochs:
+        ax.set_xlim(min(epochs) - 0.5, max(max(epochs), 2) + 0.5)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def scatter_2d(real: np.ndarray, fake: np.ndarray, path: str | os.PathLike,
+               title: str = "") -> Path:
+    """Real vs generated 2-D points, as in the d2l basic-GAN animator."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ax.scatter(real[:, 0], real[:, 1], s=10, label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=10, label="generated")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
