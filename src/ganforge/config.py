@@ -29,6 +29,7 @@ class DataConfig:
     channels: int = 0  # 0 = the dataset's own (1 for IDX, 3 for folders)
     num_points: int = 1000  # gaussian2d: how many points the seed draws
     download: bool = True  # IDX datasets: download when missing and online
+    limit: int = 0  # use only the first N examples (quick checks); 0 = all
 
 
 @dataclass
@@ -197,7 +198,7 @@ def validate(cfg: Config) -> Config:
     for key in positive:
         if not flat[key] > 0:
             raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
-    for key in ("train.threads", "train.checkpoint_every", "train.seed", "data.resolution",
+    for key in ("train.threads", "train.checkpoint_every", "train.seed", "data.resolution", "data.limit",
                 "data.channels"):
         if flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")

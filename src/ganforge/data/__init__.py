@@ -106,11 +106,14 @@ def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMe
     """Build the dataset that ``cfg`` names (see :class:`DataConfig`)."""
     resolve_shape(cfg)
     if cfg.name == "gaussian2d":
-        return InMemoryDataset(gaussian2d(cfg.num_points, seed), name="gaussian2d")
+        points = gaussian2d(cfg.num_points, seed)
+        return InMemoryDataset(points[: cfg.limit or None], name="gaussian2d")
     if cfg.name in IDX_DATASETS:
         images, labels, classes = load_idx_dataset(
             cfg.name, cfg.split, cfg.path or None, allow_download=cfg.download
         )
+        if cfg.limit:
+            images, labels = images[: cfg.limit], labels[: cfg.limit]
         return InMemoryDataset(
             _fit_idx(images, cfg.resolution, cfg.channels),
             torch.from_numpy(labels),
@@ -119,7 +122,7 @@ def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMe
         )
     if cfg.name == "folder":
         images, labels, classes = load_image_folder(cfg.path, cfg.resolution, cfg.channels,
-                                                    progress=progress)
+                                                    progress=progress, limit=cfg.limit)
         return InMemoryDataset(torch.from_numpy(images), torch.from_numpy(labels), classes,
                                cfg.path)
     raise DataError(f"unknown dataset '{cfg.name}'")

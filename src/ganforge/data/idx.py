@@ -134,8 +134,9 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
             f"{source} is truncated or padded: header declares shape {tuple(shape)} "
             f"({expected} bytes) but the file holds {len(raw)} bytes; download it again"
         )
+    # A copy in native byte order: writable, and independent of the file's bytes.
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(
-        dtype.newbyteorder("="), copy=False
+        dtype.newbyteorder("="), copy=True
     )
 
 
@@ -170,9 +171,9 @@ def _find_file(directory: Path, name: str) -> Path | None:
 
 
 def candidate_dirs(spec: IdxSpec, explicit: str | os.PathLike | None = None) -> list[Path]:
+    if explicit:  # an explicit directory is the only place looked at
+        return [Path(explicit), Path(explicit) / spec.name]
     dirs: list[Path] = []
-    if explicit:
-        dirs += [Path(explicit), Path(explicit) / spec.name]
     if os.environ.get(DATA_ENV):
         dirs.append(Path(os.environ[DATA_ENV]) / spec.name)
     dirs.append(user_cache_dir() / "data" / spec.name)

@@ -110,10 +110,16 @@ def decode_image(path: str | os.PathLike, resolution: int, channels: int) -> np.
 
 
 def load_image_folder(
-    root: str | os.PathLike, resolution: int, channels: int = 3, progress: bool = False
+    root: str | os.PathLike, resolution: int, channels: int = 3, progress: bool = False,
+    limit: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Decode every image once: ``(uint8 (N, C, R, R), int64 labels (N,), class names)``."""
+    """Decode every image once: ``(uint8 (N, C, R, R), int64 labels (N,), class names)``.
+
+    ``limit`` > 0 decodes only the first ``limit`` files (in sorted order).
+    """
     files, labels, classes = scan_folder(root)
+    if limit:
+        files, labels = files[:limit], labels[:limit]
     out = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
     keep = np.zeros(len(files), dtype=bool)
     bad: list[str] = []

@@ -1,0 +1,53 @@
+"""Shared fixtures. Tests use ../shared/data as the data root (it holds mnist/) and Debian's
+Fashion-MNIST; nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+if "GANFORGE_DATA" not in os.environ and (SHARED_DATA / "mnist").is_dir():
+    os.environ["GANFORGE_DATA"] = str(SHARED_DATA)
+
+
+def _has_mnist() -> bool:
+    root = os.environ.get("GANFORGE_DATA")
+    return bool(root) and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").is_file()
+
+
+needs_mnist = pytest.mark.skipif(not _has_mnist(), reason="MNIST not found under $GANFORGE_DATA")
+needs_fashion = pytest.mark.skipif(
+    not (FASHION_DEBIAN / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+needs_pokemon = pytest.mark.skipif(not (SHARED_DATA / "pokemon").is_dir(),
+                                   reason="../shared/data/pokemon not present")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never touch the user's real cache; never download."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    """A tiny MNIST-like dataset written by the test: 64 train and 16 test images."""
+    from ganforge.data.idx import write_idx
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "mnist"
+    d.mkdir()
+    for split, n in (("train", 64), ("t10k", 16)):
+        write_idx(d / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), np.uint8))
+        write_idx(d / f"{split}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    return d

@@ -1,0 +1,59 @@
+import pytest
+
+from ganforge.config import PRESETS, Config, ConfigError, all_keys, apply_overrides, from_preset
+
+
+def test_every_preset_builds_and_validates():
+    for name in PRESETS:
+        cfg = from_preset(name)
+        assert cfg.name == name and cfg.description
+
+
+def test_preset_hyperparameters_follow_the_seeds():
+    g = from_preset("gaussian2d")
+    assert (g.optim_D.lr, g.optim_G.lr, g.model.z_dim, g.train.batch_size, g.train.epochs) == \
+        (0.05, 0.005, 2, 8, 20)
+    m = from_preset("mnist-mlp")
+    assert (m.optim_G.name, m.optim_G.lr, m.optim_D.name, m.optim_D.lr) == ("adam", 2e-4, "rmsprop", 2e-4)
+    assert (m.train.batch_size, m.loss.real_label, m.report.sample_every, m.train.epochs) == \
+        (256, 0.9, 50, 300)
+    p = from_preset("pokemon-dcgan")
+    assert (p.data.resolution, p.train.batch_size, p.optim_G.lr, p.optim_G.beta1, p.train.epochs) == \
+        (64, 256, 0.005, 0.5, 20)
+    f = from_preset("fashion-dcgan")
+    assert f.data.name == "fashion-mnist" and f.data.resolution == 32
+
+
+def test_overrides_are_typed():
+    cfg = from_preset("fashion-dcgan", ["train.epochs=1", "train.batch_size=128",
+                                        "optim_G.lr=1e-3", "data.download=false"])
+    assert cfg.train.epochs == 1 and cfg.train.batch_size == 128
+    assert cfg.optim_G.lr == 1e-3 and cfg.data.download is False
+
+
+def test_unknown_key_names_the_closest():
+    with pytest.raises(ConfigError, match="train.epochs"):
+        from_preset("gaussian2d", ["train.epoch=3"])
+
+
+def test_bad_type_and_range():
+    with pytest.raises(ConfigError, match="train.batch_size must be int"):
+        from_preset("gaussian2d", ["train.batch_size=big"])
+    with pytest.raises(ConfigError, match="train.epochs must be > 0"):
+        from_preset("gaussian2d", ["train.epochs=0"])
+    with pytest.raises(ConfigError, match="power of two"):
+        from_preset("pokemon-dcgan", ["data.resolution=48"])
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(Config(), ["train.epochs"])
+
+
+def test_unknown_preset_suggests():
+    with pytest.raises(ConfigError, match="fashion-dcgan"):
+        from_preset("fashion-dcgn")
+
+
+def test_round_trip_through_dict():
+    cfg = from_preset("mnist-mlp", ["train.seed=7"])
+    again = Config.from_dict(cfg.to_dict())
+    assert again == cfg
+    assert "optim_D.alpha" in all_keys()

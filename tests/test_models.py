@@ -1,0 +1,106 @@
+import pytest
+import torch
+from torch import nn
+
+from ganforge.config import ModelConfig
+from ganforge.models import (D_block, DCGANDiscriminator, DCGANGenerator, G_block, MLPDiscriminator,
+                             MLPGenerator, ToyDiscriminator, ToyGenerator, build_models,
+                             init_weights)
+
+
+# --- the d2l chapter's own shape checks -------------------------------------------------------
+def test_g_block_doubles_16_to_32():
+    assert G_block(20)(torch.zeros(2, 3, 16, 16)).shape == (2, 20, 32, 32)
+
+
+def test_g_block_stride1_turns_1x1_into_4x4():
+    assert G_block(20, strides=1, padding=0)(torch.zeros(2, 3, 1, 1)).shape == (2, 20, 4, 4)
+
+
+def test_d_block_halves_16_to_8():
+    assert D_block(20)(torch.zeros(2, 3, 16, 16)).shape == (2, 20, 8, 8)
+
+
+def test_dcgan64_shapes_match_d2l():
+    G, D = DCGANGenerator(100, 3, 64, 64), DCGANDiscriminator(3, 64, 64)
+    assert G(torch.zeros(1, 100, 1, 1)).shape == (1, 3, 64, 64)
+    assert D(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 1, 1)
+
+
+def test_dcgan64_layers_are_d2l_exactly():
+    G, D = DCGANGenerator(100, 3, 64, 64), DCGANDiscriminator(3, 64, 64)
+    g_channels = [(m.in_channels, m.out_channels) for m in G.modules()
+                  if isinstance(m, nn.ConvTranspose2d)]
+    assert g_channels == [(100, 512), (512, 256), (256, 128), (128, 64), (64, 3)]
+    d_channels = [(m.in_channels, m.out_channels) for m in D.modules() if isinstance(m, nn.Conv2d)]
+    assert d_channels == [(3, 64), (64, 128), (128, 256), (256, 512), (512, 1)]
+    assert all(m.bias is None for m in G.modules() if isinstance(m, nn.ConvTranspose2d))
+    assert all(m.bias is None for m in D.modules() if isinstance(m, nn.Conv2d))
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in G.modules()) == 4
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in D.modules()) == 4
+    assert [m.negative_slope for m in D.modules() if isinstance(m, nn.LeakyReLU)] == [0.2] * 4
+    assert isinstance(G.net[-1], nn.Tanh)
+
+
+def test_dcgan32_for_mnist_like_data():
+    G, D = DCGANGenerator(100, 1, 32, 64), DCGANDiscriminator(1, 32, 64)
+    out = G(torch.randn(5, 100))
+    assert out.shape == (5, 1, 32, 32) and out.abs().max() <= 1
+    assert D(out).shape == (5, 1, 1, 1)
+
+
+def test_dcgan_rejects_non_power_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        DCGANGenerator(100, 3, 48)
+
+
+def test_relu_variant_swaps_the_discriminator_activation():
+    D = DCGANDiscriminator(1, 32, 8, act="relu")
+    assert not any(isinstance(m, nn.LeakyReLU) for m in D.modules())
+    assert sum(isinstance(m, nn.ReLU) for m in D.modules()) == 3
+
+
+def test_mlp_pair_matches_the_tutorial():
+    G, D = MLPGenerator(100, (1, 28, 28), 0.01), MLPDiscriminator((1, 28, 28), 0.01)
+    sizes = [(m.in_features, m.out_features) for m in G.modules() if isinstance(m, nn.Linear)]
+    assert sizes == [(100, 100), (100, 128), (128, 128), (128, 256), (256, 784)]
+    sizes = [(m.in_features, m.out_features) for m in D.modules() if isinstance(m, nn.Linear)]
+    assert sizes == [(784, 128), (128, 128), (128, 128), (128, 1)]
+    x = G(torch.randn(3, 100))
+    assert x.shape == (3, 1, 28, 28) and D(x).shape == (3, 1)
+
+
+def test_toy_pair():
+    G, D = ToyGenerator(2, 2), ToyDiscriminator(2)
+    assert isinstance(G.net, nn.Linear)
+    assert [m.out_features for m in D.modules() if isinstance(m, nn.Linear)] == [5, 3, 1]
+    assert D(G(torch.randn(7, 2))).shape == (7, 1)
+
+
+def test_d2l_init_draws_every_parameter_from_n0_002():
+    G = DCGANGenerator(100, 3, 64, 64)
+    init_weights(G, "d2l", 0.02)
+    flat = torch.cat([p.flatten() for p in G.parameters()])
+    assert abs(flat.mean()) < 1e-3 and abs(flat.std() - 0.02) < 1e-3
+    bn = G.net[0].batch_norm.weight  # even BatchNorm's scale, as d2l's loop does
+    assert bn.abs().max() < 0.15
+
+
+def test_dcgan_init_keeps_batchnorm_scale_near_one():
+    G = DCGANGenerator(100, 3, 32, 16)
+    init_weights(G, "dcgan", 0.02)
+    assert abs(G.net[0].batch_norm.weight.mean() - 1) < 0.02
+    assert torch.all(G.net[0].batch_norm.bias == 0)
+
+
+def test_glorot_init_zero_biases():
+    D = MLPDiscriminator((1, 28, 28))
+    init_weights(D, "glorot")
+    first = D.net[1]
+    bound = (6 / (784 + 128)) ** 0.5
+    assert torch.all(first.bias == 0) and first.weight.abs().max() <= bound
+
+
+def test_build_models_from_config():
+    G, D = build_models(ModelConfig(arch="dcgan", z_dim=16, g_width=8, d_width=8), (1, 32, 32))
+    assert G(torch.randn(2, 16)).shape == (2, 1, 32, 32)
