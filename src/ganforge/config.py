@@ -82,6 +82,15 @@ class ReportConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = 0  # epochs between evaluations during training; 0 = off
+    features: str = "classifier"  # classifier (MNIST-like, fast) | inception
+    n: int = 2000  # generated samples per evaluation
+    # The metric is FID for images and the exact 2-Wasserstein distance for gaussian2d; the
+    # checkpoint with the lowest value is kept as checkpoint_best.pt beside checkpoint.pt.
+
+
+@dataclass
 class Config:
     name: str = "custom"
     description: str = ""
@@ -92,6 +101,7 @@ class Config:
     optim_D: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -181,6 +191,7 @@ _CHOICES = {
     "model.d_activation": ("leaky_relu", "relu"),
     "model.init": ("d2l", "dcgan", "glorot", "torch"),
     "loss.name": ("nonsaturating",),
+    "eval.features": ("classifier", "inception"),
     "optim_G.name": ("adam", "rmsprop", "sgd"),
     "optim_D.name": ("adam", "rmsprop", "sgd"),
 }
@@ -198,7 +209,7 @@ def validate(cfg: Config) -> Config:
     for key in positive:
         if not flat[key] > 0:
             raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
-    for key in ("train.threads", "train.checkpoint_every", "train.seed", "data.resolution", "data.limit",
+    for key in ("train.threads", "train.checkpoint_every", "eval.every", "train.seed", "data.resolution", "data.limit",
                 "data.channels"):
         if flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")
@@ -217,6 +228,12 @@ def validate(cfg: Config) -> Config:
             f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: the toy model "
             "is for 2-D points (gaussian2d) and image models are for image datasets"
         )
+    if cfg.eval.every and cfg.eval.n < 2:
+        raise ConfigError(f"eval.n must be >= 2, got {cfg.eval.n}")
+    if (cfg.eval.every and cfg.eval.features == "classifier"
+            and cfg.data.name not in ("gaussian2d", "mnist", "fashion-mnist")):
+        raise ConfigError("eval.features=classifier exists for MNIST and Fashion-MNIST only; "
+                          "use eval.features=inception for image folders")
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path must name an image folder when data.name=folder "
                           "(e.g. data.path=../shared/data/pokemon)")

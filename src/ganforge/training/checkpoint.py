@@ -14,6 +14,7 @@ import torch
 from ..errors import CheckpointError
 
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_CHECKPOINT_NAME = "checkpoint_best.pt"
 FORMAT_VERSION = 1
 
 

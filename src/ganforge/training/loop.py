@@ -30,7 +30,7 @@ from ..errors import GanforgeError
 from ..losses import LOSSES, d_accuracy
 from ..models import build_models
 from ..report import loss_curve, save_grid, scatter_2d, to_uint8
-from .checkpoint import CHECKPOINT_NAME, save_checkpoint
+from .checkpoint import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, save_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -191,6 +191,8 @@ class _Reporter:
         self.fixed_z = gan.noise(n, generator=gen)
         (run_dir / "samples").mkdir(exist_ok=True)
         self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.extractor = None
+        self.best: tuple[int, float, str] | None = None
 
     def epoch_end(self, record: dict[str, Any], save_samples: bool) -> None:
         self.records.append(record)
@@ -203,7 +205,8 @@ class _Reporter:
             tqdm.write(
                 f"epoch {record['epoch']}/{self.cfg.train.epochs}: loss_D {record['loss_D']:.3f}, "
                 f"loss_G {record['loss_G']:.3f}, {record['examples_per_sec']:.1f} examples/sec "
-                f"on {self.gan.device}",
+                f"on {self.gan.device}"
+                + "".join(f", {k[5:]} {v:.3f}" for k, v in record.items() if k.startswith("eval_")),
                 file=sys.stdout,
             )
 
@@ -218,6 +221,26 @@ class _Reporter:
             scatter_2d(real, out.cpu().numpy(), name, title=f"epoch {epoch}")
             shutil.copyfile(name, self.run_dir / "scatter_latest.png")
         return name
+
+    def evaluate(self, record: dict[str, Any]) -> None:
+        """Evaluation during training: log the metric; keep the best checkpoint."""
+        from ..evaluate import _Extractor, evaluate_generator
+
+        cfg = self.cfg
+        if self.extractor is None and cfg.data.name != "gaussian2d":
+            self.extractor = _Extractor(cfg.eval.features, cfg, str(self.gan.device), None,
+                                        progress=False)
+        res = evaluate_generator(self.gan.G, cfg, metrics=("fid",), n=cfg.eval.n,
+                                 device=str(self.gan.device), seed=cfg.train.seed,
+                                 progress=False, extractor=self.extractor)
+        key = "eval_w2" if "w2" in res else f"eval_fid_{res['features']}"
+        value = res["w2"] if "w2" in res else res["fid"]
+        record[key] = value
+        if self.best is None or value < self.best[1]:
+            self.best = (record["epoch"], value, key)
+            state = self.gan.state_dict()
+            state["best"] = {"epoch": record["epoch"], "metric": key, "value": value}
+            save_checkpoint(self.run_dir / BEST_CHECKPOINT_NAME, state)
 
     def close(self) -> None:
         self.metrics_file.close()
@@ -277,6 +300,9 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
                       "loss_D": loss_D, "loss_G": loss_G, "acc_D": acc_D,
                       "examples_per_sec": seen / dt, "epoch_seconds": dt,
                       "elapsed_seconds": time.perf_counter() - start}
+            ev = cfg.eval.every
+            if ev and (epoch % ev == 0 or epoch == cfg.train.epochs):
+                reporter.evaluate(record)
             every = cfg.report.sample_every
             save = epoch == 1 or epoch % every == 0 or epoch == cfg.train.epochs
             reporter.epoch_end(record, save)
@@ -300,6 +326,9 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
         "device": str(device),
         "checkpoint": CHECKPOINT_NAME,
     }
+    if reporter.best is not None:
+        summary["best"] = {"epoch": reporter.best[0], "metric": reporter.best[2],
+                           "value": reporter.best[1], "checkpoint": BEST_CHECKPOINT_NAME}
     if cfg.model.arch == "toy" and cfg.data.name == "gaussian2d":
         summary["gaussian"] = gaussian_fit(gan.G)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

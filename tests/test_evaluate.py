@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge.cli import main
+from ganforge.config import from_preset
+from ganforge.evaluate import eval_geometry, evaluate, per_class
+from ganforge.metrics.classifier import (DomainClassifier, load_classifier, to_classifier_input,
+                                         train_classifier)
+from ganforge.training import train
+
+from .conftest import needs_fashion, needs_mnist
+
+
+def test_eval_geometry_undoes_the_padding():
+    cfg = from_preset("fashion-dcgan")
+    x = torch.zeros(2, 1, 32, 32, dtype=torch.uint8)
+    x[..., 2:30, 2:30] = 7
+    out = eval_geometry(x, cfg)
+    assert out.shape == (2, 1, 28, 28) and out.eq(7).all()
+    assert to_classifier_input(x).shape == (2, 1, 28, 28)
+
+
+def test_toy_evaluation_is_exact(tmp_path):
+    run = train(from_preset("gaussian2d", ["train.epochs=2"]), tmp_path / "run", quiet=True)
+    res = evaluate(run.run_dir)
+    g = run.summary["gaussian"]
+    assert res["mean_error"] == pytest.approx(g["mean_error"])
+    assert res["w2"] >= res["mean_error"] - 1e-9  # W2 includes the mean term
+    assert "checkpoint/exact/n0" in json.loads((run.run_dir / "eval.json").read_text())
+
+
+def test_best_checkpoint_kept_during_training(tmp_path):
+    run = train(from_preset("gaussian2d", ["train.epochs=3", "eval.every=1"]), tmp_path / "r",
+                quiet=True)
+    recs = [json.loads(x) for x in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    values = [r["eval_w2"] for r in recs]
+    best = torch.load(run.run_dir / "checkpoint_best.pt", weights_only=True)["best"]
+    assert best["value"] == pytest.approx(min(values)) and best["epoch"] == 1 + values.index(min(values))
+    assert run.summary["best"]["value"] == pytest.approx(min(values))
+
+
+def test_per_class_table():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 4))
+    labels = np.repeat([0, 1], 200)
+    probs = np.tile([[0.9, 0.1]], (300, 1))  # every generated sample predicted as class 0
+    rows = per_class(real, labels, rng.normal(size=(300, 4)), probs, ["a", "b"])
+    assert rows[0]["share"] == 1.0 and rows[1]["share"] == 0.0
+    assert rows[0]["fid"] is not None and rows[1]["fid"] is None
+    assert rows[0]["confidence"] == pytest.approx(0.9)
+
+
+@pytest.fixture
+def tiny_mnist_run(idx_dir, tmp_path):
+    """A tiny MLP run on the fixture IDX data, and a classifier trained on it."""
+    rec = train_classifier("mnist", epochs=1, data_dir=str(idx_dir.parent), progress=False)
+    assert 0 <= rec["test_accuracy"] <= 1
+    run = train(from_preset("mnist-mlp", [f"data.path={idx_dir.parent}", "train.epochs=1",
+                                          "train.batch_size=32", "eval.every=1", "eval.n=20"]),
+                tmp_path / "run", quiet=True)
+    return run.run_dir
+
+
+def test_evaluate_with_the_classifier_and_cache(tiny_mnist_run, capsys):
+    assert "eval_fid_classifier" in (tiny_mnist_run / "metrics.jsonl").read_text()
+    rc = main(["evaluate", str(tiny_mnist_run), "--features", "classifier", "--n", "40",
+               "--metrics", "fid,kid,pr,dc,is,classes", "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "FID" in out and "Inception Score" in out and "precision" in out
+    res = json.loads((tiny_mnist_run / "eval.json").read_text())["checkpoint/classifier/n40"]
+    assert res["reference_cached"] is True  # the evaluation during training cached it
+    assert res["fid"] > 0 and len(res["classes"]) == 10
+    assert sum(r["share"] for r in res["classes"]) == pytest.approx(1.0)
+
+
+def test_is_needs_the_classifier(tiny_mnist_run, capsys):
+    assert main(["evaluate", str(tiny_mnist_run), "--metrics", "is", "--quiet"]) == 2
+    assert "--features classifier" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_mnist_classifier_reaches_99_percent():
+    rec = train_classifier("mnist", progress=False)
+    assert rec["test_accuracy"] >= 0.99
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_fashion_classifier_reaches_91_percent(monkeypatch):
+    rec = train_classifier("fashion-mnist", progress=False)
+    assert rec["test_accuracy"] >= 0.91
+    model, _ = load_classifier("fashion-mnist", train_if_missing=False)
+    assert isinstance(model, DomainClassifier)
