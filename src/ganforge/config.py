@@ -70,7 +70,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     drop_last: bool = False  # the seeds keep the last, smaller batch
-    checkpoint_every: int = 0  # epochs between checkpoints; 0 = only at the end
+    checkpoint_every: int = 1  # epochs between checkpoints (crash safety); 0 = only at the end
+    checkpoint_steps: int = 0  # also every N steps inside an epoch; 0 = off
+    checkpoint_minutes: float = 10.0  # also when this much time passed since the last one; 0 = off
 
 
 @dataclass
@@ -91,6 +93,16 @@ class EvalConfig:
 
 
 @dataclass
+class HealthConfig:
+    max_retries: int = 3  # rollbacks after a non-finite loss or weight before stopping
+    lr_decay: float = 0.5  # learning rates are multiplied by this at each rollback
+    d_acc_limit: float = 0.99  # alarm: D's accuracy over `window` steps stays above this
+    window: int = 200  # steps in the D-accuracy window
+    collapse_ratio: float = 0.2  # alarm: sample diversity below this share of the data's
+    g_loss_limit: float = 10.0  # alarm: an epoch's mean G loss above this (G diverging)
+
+
+@dataclass
 class Config:
     name: str = "custom"
     description: str = ""
@@ -102,6 +114,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -209,7 +222,8 @@ def validate(cfg: Config) -> Config:
     for key in positive:
         if not flat[key] > 0:
             raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
-    for key in ("train.threads", "train.checkpoint_every", "eval.every", "train.seed", "data.resolution", "data.limit",
+    for key in ("train.threads", "train.checkpoint_every", "eval.every", "health.max_retries",
+                "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed", "data.resolution", "data.limit",
                 "data.channels"):
         if flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")
@@ -228,6 +242,10 @@ def validate(cfg: Config) -> Config:
             f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: the toy model "
             "is for 2-D points (gaussian2d) and image models are for image datasets"
         )
+    if not 0 < cfg.health.lr_decay <= 1:
+        raise ConfigError(f"health.lr_decay must be in (0, 1], got {cfg.health.lr_decay}")
+    if cfg.health.window < 1:
+        raise ConfigError(f"health.window must be >= 1, got {cfg.health.window}")
     if cfg.eval.every and cfg.eval.n < 2:
         raise ConfigError(f"eval.n must be >= 2, got {cfg.eval.n}")
     if (cfg.eval.every and cfg.eval.features == "classifier"

@@ -145,10 +145,17 @@ class GAN:
             "images_seen": self.images_seen,
             "config": self.cfg.to_dict(),
             "sample_shape": list(self.sample_shape),
-            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])},
             "ganforge_version": __version__,
         }
 
+
+
+def _mean_pairwise_distance(x: torch.Tensor) -> float:
+    flat = x.detach().float().reshape(len(x), -1)
+    if len(flat) < 2:
+        return 0.0
+    d = torch.cdist(flat, flat)
+    return float(d.sum() / (len(flat) * (len(flat) - 1)))
 
 
 @dataclass
@@ -193,8 +200,27 @@ class _Reporter:
         self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
         self.extractor = None
         self.best: tuple[int, float, str] | None = None
+        self.alarms: list[dict[str, Any]] = []
+        # Diversity reference: mean pairwise distance within a fixed batch of real data.
+        real = dataset.batch(torch.arange(min(len(dataset), len(self.fixed_z)), device=dataset.data.device))
+        self.real_diversity = _mean_pairwise_distance(real)
 
-    def epoch_end(self, record: dict[str, Any], save_samples: bool) -> None:
+    def reset_records(self, records: list[dict[str, Any]]) -> None:
+        """On resume: keep the metrics of the epochs the checkpoint covers, drop the rest."""
+        self.records = records
+        self.metrics_file.close()
+        tmp = self.run_dir / "metrics.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        os.replace(tmp, self.run_dir / "metrics.jsonl")
+        self.metrics_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+
+    def epoch_end(self, record: dict[str, Any], save_samples: bool) -> float | None:
+        """Log the epoch; returns the fixed-noise sample diversity relative to real data."""
+        fake = self.gan.generate(self.fixed_z)
+        diversity = None
+        if self.real_diversity > 0:
+            diversity = _mean_pairwise_distance(fake) / self.real_diversity
+            record["diversity"] = diversity
         self.records.append(record)
         self.metrics_file.write(json.dumps(record) + "\n")
         self.metrics_file.flush()
@@ -209,6 +235,7 @@ class _Reporter:
                 + "".join(f", {k[5:]} {v:.3f}" for k, v in record.items() if k.startswith("eval_")),
                 file=sys.stdout,
             )
+        return diversity
 
     def samples(self, epoch: int) -> Path:
         out = self.gan.generate(self.fixed_z)
@@ -246,74 +273,317 @@ class _Reporter:
         self.metrics_file.close()
 
 
+class _Diverged(Exception):
+    """A non-finite loss or weight: the step is discarded and the run rolls back."""
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _StopRequested(Exception):
+    pass
+
+
+class _Trainer:
+    """Runs the epochs of one run: position in the data, checkpoints, rollbacks, signals."""
+
+    def __init__(self, cfg: Config, run_dir: Path, dataset: InMemoryDataset, gan: GAN,
+                 reporter: _Reporter, progress: bool, quiet: bool) -> None:
+        self.cfg, self.run_dir, self.dataset, self.gan, self.reporter = cfg, run_dir, dataset, gan, reporter
+        n, bs = len(dataset), cfg.train.batch_size
+        self.steps_per_epoch = n // bs if cfg.train.drop_last else math.ceil(n / bs)
+        if self.steps_per_epoch == 0:
+            raise GanforgeError(f"train.batch_size={bs} exceeds the {n} examples with "
+                                "train.drop_last=true; lower the batch size")
+        self.order_gen = torch.Generator().manual_seed(cfg.train.seed)
+        # Position inside the current epoch (all zero at an epoch boundary).
+        self.epoch_start_order = self.order_gen.get_state()
+        self.step_in_epoch = 0
+        self.sums = torch.zeros(3, dtype=torch.float64)
+        self.seen = 0
+        self.retries = 0
+        self.elapsed_before = 0.0
+        self.acc_window: list[float] = []
+        self.d_alarm_on = False
+        self.stop_signal: str | None = None
+        self.last_ckpt_time = time.perf_counter()
+        self.quiet = quiet
+        self.bar = tqdm(total=cfg.train.epochs * self.steps_per_epoch, unit="step",
+                        dynamic_ncols=True, desc=cfg.name,
+                        disable=True if (quiet or not progress) else None)
+
+    # -------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        st = self.gan.state_dict()
+        st["position"] = {"epoch_start_order": self.epoch_start_order,
+                          "order_gen": self.order_gen.get_state(),
+                          "step_in_epoch": self.step_in_epoch, "sums": self.sums.clone(),
+                          "seen": self.seen, "retries": self.retries,
+                          "elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
+                          "lr_G": self.gan.opt_G.param_groups[0]["lr"],
+                          "lr_D": self.gan.opt_D.param_groups[0]["lr"],
+                          "best": list(self.reporter.best) if self.reporter.best else None}
+        st["rng"] = _rng_state(self.gan.device)
+        return st
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.state())
+        self.last_ckpt_time = time.perf_counter()
+
+    def restore(self, st: dict[str, Any]) -> None:
+        g = self.gan
+        g.G.load_state_dict(st["G"])
+        g.D.load_state_dict(st["D"])
+        g.opt_G.load_state_dict(st["opt_G"])
+        g.opt_D.load_state_dict(st["opt_D"])
+        g.step, g.epoch, g.images_seen = st["step"], st["epoch"], st["images_seen"]
+        pos = st["position"]
+        self.epoch_start_order = pos["epoch_start_order"]
+        self.order_gen.set_state(pos["order_gen"])
+        self.step_in_epoch, self.sums, self.seen = pos["step_in_epoch"], pos["sums"].clone(), pos["seen"]
+        self.retries = pos["retries"]
+        self.elapsed_before = pos["elapsed"]
+        if pos.get("best"):
+            self.reporter.best = tuple(pos["best"])  # type: ignore[assignment]
+        _set_rng_state(st["rng"], g.device)
+        self.bar.n = g.epoch * self.steps_per_epoch + self.step_in_epoch
+        self.bar.refresh()
+
+    # -------------------------------------------------------------- health
+    def alarm(self, kind: str, message: str) -> None:
+        rec = {"step": self.gan.step, "epoch": self.gan.epoch + 1, "alarm": kind, "message": message}
+        with open(self.run_dir / "alarms.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        self.reporter.alarms.append(rec)
+        if not self.quiet:
+            tqdm.write(f"ALARM [{kind}] step {self.gan.step}: {message}", file=sys.stderr)
+
+    def _watch_d(self, acc: float) -> None:
+        h = self.cfg.health
+        self.acc_window.append(acc)
+        if len(self.acc_window) > h.window:
+            self.acc_window.pop(0)
+        if len(self.acc_window) == h.window:
+            mean = sum(self.acc_window) / h.window
+            if mean >= h.d_acc_limit and not self.d_alarm_on:
+                self.d_alarm_on = True
+                self.alarm("d_overpowering",
+                           f"D has classified {100 * mean:.1f}% of real and fake inputs correctly "
+                           f"over the last {h.window} steps: G gets no useful gradient. Try a "
+                           "lower optim_D.lr, label smoothing (loss.real_label=0.9) or a smaller D")
+            elif mean < h.d_acc_limit - 0.05:
+                self.d_alarm_on = False
+
+    def _rollback(self, reason: str) -> None:
+        h = self.cfg.health
+        self.retries += 1
+        if self.retries > h.max_retries:
+            raise GanforgeError(
+                f"training diverged ({reason}) and {h.max_retries} rollback(s) with lower learning "
+                f"rates did not help; the last good checkpoint is {self.run_dir / CHECKPOINT_NAME}. "
+                "Lower optim_D.lr / optim_G.lr and resume with `ganforge train --resume`."
+            )
+        ckpt = self.run_dir / CHECKPOINT_NAME
+        from .checkpoint import load_checkpoint
+
+        retries = self.retries
+        self.restore(load_checkpoint(ckpt, map_location=self.gan.device))
+        self.retries = retries
+        for opt in (self.gan.opt_G, self.gan.opt_D):
+            for group in opt.param_groups:
+                group["lr"] *= h.lr_decay
+        lr_g, lr_d = self.gan.opt_G.param_groups[0]["lr"], self.gan.opt_D.param_groups[0]["lr"]
+        self.alarm("rollback", f"{reason}; rolled back to step {self.gan.step} with learning rates "
+                               f"lowered to lr_G={lr_g:.3g}, lr_D={lr_d:.3g} "
+                               f"(retry {self.retries}/{h.max_retries})")
+
+    # -------------------------------------------------------------- the loop
+    def run(self) -> None:
+        self.t_start = time.perf_counter()
+        cfg, gan = self.cfg, self.gan
+        if gan.step == 0:
+            self.save()  # a rollback target exists from the first step on
+        while True:
+            try:
+                self._epochs()
+                return
+            except _Diverged as e:
+                self._rollback(str(e))
+
+    def _epochs(self) -> None:
+        cfg, gan, ds = self.cfg, self.gan, self.dataset
+        n, bs = len(ds), cfg.train.batch_size
+        device = gan.device
+        while gan.epoch < cfg.train.epochs:
+            epoch = gan.epoch + 1
+            if self.step_in_epoch == 0:
+                self.epoch_start_order = self.order_gen.get_state()
+                self.sums.zero_()
+                self.seen = 0
+            else:  # resuming mid-epoch: draw the same permutation again
+                self.order_gen.set_state(self.epoch_start_order)
+            perm = torch.randperm(n, generator=self.order_gen).to(device)
+            t0 = time.perf_counter()
+            seen_at_start = self.seen
+            for i in range(self.step_in_epoch, self.steps_per_epoch):
+                idx = perm[i * bs:(i + 1) * bs]
+                stats = gan.train_step(ds.batch(idx))
+                vals = torch.stack([stats["loss_D"], stats["loss_G"], stats["acc_D"]]).double().cpu()
+                if not torch.isfinite(vals[:2]).all():
+                    raise _Diverged(f"non-finite loss at step {gan.step} (loss_D={vals[0]:.4g}, "
+                                    f"loss_G={vals[1]:.4g})")
+                b = idx.numel()
+                self.sums += vals * b
+                self.seen += b
+                self.step_in_epoch = i + 1
+                self._watch_d(float(vals[2]))
+                self.bar.update(1)
+                if not self.bar.disable and (i % 20 == 0 or i == self.steps_per_epoch - 1):
+                    s = (self.sums / self.seen).tolist()
+                    self.bar.set_postfix(epoch=epoch, loss_D=f"{s[0]:.3f}", loss_G=f"{s[1]:.3f}")
+                if self.stop_signal:
+                    self.save()
+                    raise _StopRequested(self.stop_signal)
+                if i + 1 < self.steps_per_epoch and self._checkpoint_due():
+                    self.save()
+            if not all(torch.isfinite(p).all() for p in gan.G.parameters()) or \
+                    not all(torch.isfinite(p).all() for p in gan.D.parameters()):
+                raise _Diverged(f"non-finite weights at the end of epoch {epoch}")
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            dt = time.perf_counter() - t0
+            gan.epoch = epoch
+            self.step_in_epoch = 0
+            loss_D, loss_G, acc_D = (self.sums / self.seen).tolist()
+            record = {"epoch": epoch, "step": gan.step, "images_seen": gan.images_seen,
+                      "loss_D": loss_D, "loss_G": loss_G, "acc_D": acc_D,
+                      "examples_per_sec": (self.seen - seen_at_start) / dt, "epoch_seconds": dt,
+                      "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.t_start,
+                      "lr_G": gan.opt_G.param_groups[0]["lr"], "lr_D": gan.opt_D.param_groups[0]["lr"]}
+            if loss_G > cfg.health.g_loss_limit:
+                self.alarm("g_loss_divergence",
+                           f"epoch {epoch} mean G loss {loss_G:.2f} exceeds "
+                           f"health.g_loss_limit={cfg.health.g_loss_limit}: G is losing badly")
+            ev = cfg.eval.every
+            if ev and (epoch % ev == 0 or epoch == cfg.train.epochs):
+                self.reporter.evaluate(record)
+            every = cfg.report.sample_every
+            save = epoch == 1 or epoch % every == 0 or epoch == cfg.train.epochs
+            diversity = self.reporter.epoch_end(record, save)
+            if diversity is not None and diversity < cfg.health.collapse_ratio:
+                self.alarm("mode_collapse",
+                           f"fixed-noise samples are {100 * diversity:.0f}% as diverse as real data "
+                           f"(mean pairwise distance); below health.collapse_ratio="
+                           f"{cfg.health.collapse_ratio}: G may be collapsing to few modes")
+            ce = cfg.train.checkpoint_every
+            if (ce and epoch % ce == 0) or epoch == cfg.train.epochs or self._checkpoint_due():
+                self.save()
+
+
+    def _checkpoint_due(self) -> bool:
+        t = self.cfg.train
+        if t.checkpoint_steps and self.gan.step % t.checkpoint_steps == 0:
+            return True
+        return bool(t.checkpoint_minutes) and \
+            time.perf_counter() - self.last_ckpt_time > 60 * t.checkpoint_minutes
+
+
+def _read_records(path: Path, up_to_epoch: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        if rec.get("epoch", 0) <= up_to_epoch:
+            out.append(rec)
+    return out
+
+
 def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, quiet: bool = False,
-          overwrite: bool = False) -> TrainResult:
-    """Train ``cfg`` and write the run into ``out_dir``; see the README for what it holds."""
+          overwrite: bool = False, resume: bool = False) -> TrainResult:
+    """Train ``cfg`` into ``out_dir`` (or continue the run there with ``resume=True``, from its
+    latest checkpoint, exactly: weights, optimizers, counters, data position and RNG states)."""
+    from .checkpoint import load_checkpoint
+
     validate(cfg)
     device = resolve_device(cfg.train.device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
+    state = None
+    if resume:
+        run_dir = Path(out_dir)
+        state = load_checkpoint(run_dir, map_location=device)
     dataset = load_dataset(cfg.data, seed=cfg.train.seed, progress=progress and not quiet)
-    run_dir = prepare_run_dir(out_dir, overwrite)
+    if not resume:
+        run_dir = prepare_run_dir(out_dir, overwrite)
     (run_dir / "config.json").write_text(cfg.to_json() + "\n", encoding="utf-8")
     dataset = dataset.to(device)
 
     gan = GAN(cfg, dataset.sample_shape, device)
+    if state is not None and tuple(state.get("sample_shape", ())) != gan.sample_shape:
+        raise GanforgeError(f"the checkpoint in {run_dir} was trained on data of shape "
+                            f"{tuple(state['sample_shape'])}, this config gives {gan.sample_shape}")
     reporter = _Reporter(run_dir, cfg, dataset, gan, quiet)
-    n, bs = len(dataset), cfg.train.batch_size
-    steps_per_epoch = n // bs if cfg.train.drop_last else math.ceil(n / bs)
-    if steps_per_epoch == 0:
-        raise GanforgeError(f"train.batch_size={bs} exceeds the {n} examples with "
-                            "train.drop_last=true; lower the batch size")
-    order_gen = torch.Generator().manual_seed(cfg.train.seed)
-    bar = tqdm(total=cfg.train.epochs * steps_per_epoch, unit="step", dynamic_ncols=True,
-               disable=True if (quiet or not progress) else None, desc=cfg.name)
-    start = time.perf_counter()
+    trainer = _Trainer(cfg, run_dir, dataset, gan, reporter, progress, quiet)
+    if state is not None:
+        try:
+            trainer.restore(state)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise GanforgeError(f"the checkpoint in {run_dir} does not fit this config "
+                                f"({str(e).splitlines()[0]})") from None
+        reporter.reset_records(_read_records(run_dir / "metrics.jsonl", gan.epoch))
+        if not quiet:
+            tqdm.write(f"resuming {run_dir} at epoch {gan.epoch}, step {gan.step}", file=sys.stdout)
+
+    import signal
+
+    def _on_signal(signum, frame):  # finish the current step, checkpoint, exit
+        trainer.stop_signal = signal.Signals(signum).name
+
+    handlers = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            handlers[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread
+            pass
     try:
-        for epoch in range(1, cfg.train.epochs + 1):
-            t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=order_gen).to(device)
-            sums = torch.zeros(3, dtype=torch.float64, device=device)
-            seen = 0
-            for i in range(steps_per_epoch):
-                idx = perm[i * bs:(i + 1) * bs]
-                stats = gan.train_step(dataset.batch(idx))
-                b = idx.numel()
-                sums += torch.stack([stats["loss_D"], stats["loss_G"], stats["acc_D"]]).double() * b
-                seen += b
-                bar.update(1)
-                if not bar.disable and (i % 20 == 0 or i == steps_per_epoch - 1):
-                    s = (sums / seen).tolist()
-                    bar.set_postfix(epoch=epoch, loss_D=f"{s[0]:.3f}", loss_G=f"{s[1]:.3f}")
-            gan.epoch = epoch
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            dt = time.perf_counter() - t0
-            loss_D, loss_G, acc_D = (sums / seen).tolist()
-            if not (math.isfinite(loss_D) and math.isfinite(loss_G)):
-                raise GanforgeError(
-                    f"training diverged at epoch {epoch}: loss_D={loss_D}, loss_G={loss_G}; "
-                    "lower the learning rates (optim_D.lr / optim_G.lr)"
-                )
-            record = {"epoch": epoch, "step": gan.step, "images_seen": gan.images_seen,
-                      "loss_D": loss_D, "loss_G": loss_G, "acc_D": acc_D,
-                      "examples_per_sec": seen / dt, "epoch_seconds": dt,
-                      "elapsed_seconds": time.perf_counter() - start}
-            ev = cfg.eval.every
-            if ev and (epoch % ev == 0 or epoch == cfg.train.epochs):
-                reporter.evaluate(record)
-            every = cfg.report.sample_every
-            save = epoch == 1 or epoch % every == 0 or epoch == cfg.train.epochs
-            reporter.epoch_end(record, save)
-            ce = cfg.train.checkpoint_every
-            if ce and epoch % ce == 0 and epoch != cfg.train.epochs:
-                save_checkpoint(run_dir / CHECKPOINT_NAME, gan.state_dict())
+        trainer.run()
+    except _StopRequested as e:
+        raise TrainingInterrupted(
+            f"{e} received: saved a checkpoint at epoch {gan.epoch}, step {gan.step}; continue with "
+            f"`ganforge train --resume {run_dir}`"
+        ) from None
     finally:
-        bar.close()
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+        trainer.bar.close()
         reporter.close()
 
-    save_checkpoint(run_dir / CHECKPOINT_NAME, gan.state_dict())
     last = reporter.records[-1]
     summary: dict[str, Any] = {
         "preset": cfg.name,
@@ -322,9 +592,11 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
         "images_seen": gan.images_seen,
         "final_loss_D": last["loss_D"],
         "final_loss_G": last["loss_G"],
-        "train_seconds": time.perf_counter() - start,
+        "train_seconds": last["elapsed_seconds"],
         "device": str(device),
         "checkpoint": CHECKPOINT_NAME,
+        "alarms": [a["alarm"] for a in reporter.alarms],
+        "rollbacks": trainer.retries,
     }
     if reporter.best is not None:
         summary["best"] = {"epoch": reporter.best[0], "metric": reporter.best[2],
@@ -333,3 +605,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
         summary["gaussian"] = gaussian_fit(gan.G)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return TrainResult(run_dir, summary)
+
+
+class TrainingInterrupted(GanforgeError):
+    """SIGINT/SIGTERM: a checkpoint was saved; the message says how to resume."""
