@@ -34,17 +34,36 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import from_preset
+    from .config import Config, apply_overrides, from_preset, validate
     from .training import train
+    from .training.checkpoint import load_checkpoint
 
     overrides = list(args.overrides)
+    if args.preset and "=" in args.preset:  # `train --resume RUN key=value`: no preset given
+        overrides.insert(0, args.preset)
+        args.preset = None
     if args.data_dir:
         overrides.append(f"data.path={args.data_dir}")
     if args.device:
         overrides.append(f"train.device={args.device}")
-    cfg = from_preset(args.preset, overrides)
-    out = Path(args.out) if args.out else _unique_run_dir(cfg.name)
-    result = train(cfg, out, progress=not args.quiet, quiet=args.quiet, overwrite=args.overwrite)
+    if args.resume:
+        if args.preset:
+            raise GanforgeError("--resume continues a run with its own config: drop the preset "
+                                f"'{args.preset}' (key=value overrides such as train.epochs=40 "
+                                "are allowed)")
+        state = load_checkpoint(args.resume)
+        cfg = validate(apply_overrides(Config.from_dict(state["config"]), overrides))
+        out = Path(args.resume)
+        if out.is_file():
+            out = out.parent
+    else:
+        if not args.preset:
+            raise GanforgeError("name a preset to train (see `ganforge presets`), or give "
+                                "--resume RUN to continue a run")
+        cfg = from_preset(args.preset, overrides)
+        out = Path(args.out) if args.out else _unique_run_dir(cfg.name)
+    result = train(cfg, out, progress=not args.quiet, quiet=args.quiet, overwrite=args.overwrite,
+                   resume=bool(args.resume))
     s = result.summary
     print(f"\ndone: {s['epochs']} epochs, {s['images_seen']} examples in {s['train_seconds']:.1f}s "
           f"on {s['device']}; final loss_D {s['final_loss_D']:.3f}, loss_G {s['final_loss_G']:.3f}")
@@ -52,6 +71,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         g = s["gaussian"]
         print(f"fitted mean {[round(v, 3) for v in g['fitted_mean']]} (true {g['true_mean']}), "
               f"mean error {g['mean_error']:.3f}, covariance error {100 * g['cov_rel_error']:.1f}%")
+    if s.get("alarms"):
+        print(f"alarms raised: {', '.join(sorted(set(s['alarms'])))} (see alarms.jsonl)")
+    if s.get("best"):
+        b = s["best"]
+        print(f"best {b['metric']} {b['value']:.3f} at epoch {b['epoch']} ({b['checkpoint']})")
     print(f"results in {result.run_dir}/ (samples/, loss_curve.png, metrics.jsonl, summary.json, "
           "checkpoint.pt)")
     return 0
@@ -110,8 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("train", help="train a preset, with key=value overrides",
                         description="Train a preset. Overrides: key=value after the preset, "
                                     "e.g. train.epochs=1 train.batch_size=128.")
-    sp.add_argument("preset")
+    sp.add_argument("preset", nargs="?")
     sp.add_argument("overrides", nargs="*", metavar="key=value")
+    sp.add_argument("--resume", metavar="RUN",
+                    help="continue RUN exactly from its latest checkpoint (overrides allowed, "
+                         "e.g. train.epochs=40 to extend it)")
     sp.add_argument("--out", help="run directory (default: runs/<preset>, never reused)")
     sp.add_argument("--data-dir", help="where the dataset files are (sets data.path)")
     sp.add_argument("--device", help="cpu, cuda, cuda:N or auto (sets train.device)")
@@ -171,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GanforgeError as e:
+        from .training.loop import TrainingInterrupted
+
+        if isinstance(e, TrainingInterrupted):
+            print(f"ganforge: {e}", file=sys.stderr)
+            return 130
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

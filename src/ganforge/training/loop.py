@@ -326,6 +326,7 @@ class _Trainer:
         self.elapsed_before = 0.0
         self.acc_window: list[float] = []
         self.d_alarm_on = False
+        self.collapse_alarm_on = False
         self.stop_signal: str | None = None
         self.last_ckpt_time = time.perf_counter()
         self.quiet = quiet
@@ -491,7 +492,10 @@ class _Trainer:
             every = cfg.report.sample_every
             save = epoch == 1 or epoch % every == 0 or epoch == cfg.train.epochs
             diversity = self.reporter.epoch_end(record, save)
-            if diversity is not None and diversity < cfg.health.collapse_ratio:
+            if diversity is not None and diversity >= cfg.health.collapse_ratio:
+                self.collapse_alarm_on = False
+            elif diversity is not None and not self.collapse_alarm_on:
+                self.collapse_alarm_on = True
                 self.alarm("mode_collapse",
                            f"fixed-noise samples are {100 * diversity:.0f}% as diverse as real data "
                            f"(mean pairwise distance); below health.collapse_ratio="
@@ -538,6 +542,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
     if resume:
         run_dir = Path(out_dir)
         state = load_checkpoint(run_dir, map_location=device)
+        for stale in run_dir.glob(".*.tmp"):  # half-written files of a killed process
+            stale.unlink()
     dataset = load_dataset(cfg.data, seed=cfg.train.seed, progress=progress and not quiet)
     if not resume:
         run_dir = prepare_run_dir(out_dir, overwrite)

@@ -1,0 +1,194 @@
+"""Exact resume, crash safety (SIGKILL at random moments), signals, rollbacks and alarms."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from ganforge.config import from_preset
+from ganforge.errors import GanforgeError
+from ganforge.training import GAN, load_checkpoint, train
+
+
+def _weights(run_dir):
+    st = load_checkpoint(run_dir)
+    return {f"{net}.{k}": v for net in ("G", "D") for k, v in st[net].items()}
+
+
+def _assert_identical(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_at(monkeypatch, step):
+    original = GAN.train_step
+
+    def step_or_crash(self, real):
+        if self.step == step:
+            raise _Crash(f"simulated crash before step {step + 1}")
+        return original(self, real)
+
+    monkeypatch.setattr(GAN, "train_step", step_or_crash)
+
+
+@pytest.mark.parametrize("crash_step,ckpt_steps", [(230, 50), (300, 0)])
+def test_resume_is_bit_identical_on_cpu(tmp_path, monkeypatch, crash_step, ckpt_steps):
+    """Mid-epoch checkpoint (step 200) and epoch-boundary checkpoint (step 250)."""
+    over = ["train.epochs=4", f"train.checkpoint_steps={ckpt_steps}"]
+    full = train(from_preset("gaussian2d", over), tmp_path / "full", quiet=True)
+    with monkeypatch.context() as m:
+        _crash_at(m, crash_step)
+        with pytest.raises(_Crash):
+            train(from_preset("gaussian2d", over), tmp_path / "cut", quiet=True)
+    st = load_checkpoint(tmp_path / "cut")
+    assert st["step"] == (200 if ckpt_steps else 250)
+    resumed = train(from_preset("gaussian2d", over), tmp_path / "cut", quiet=True, resume=True)
+    _assert_identical(full.run_dir, resumed.run_dir)
+    assert resumed.summary["steps"] == full.summary["steps"] == 500
+    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3, 4]
+    ra = [json.loads(x)["loss_D"] for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    rb = [json.loads(x)["loss_D"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert ra == rb, "epoch statistics survive a mid-epoch resume"
+
+
+def test_resume_restores_batchnorm_and_optimizer_state(tmp_path, monkeypatch, idx_dir):
+    over = [f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=16",
+            "train.checkpoint_steps=3"]
+    full = train(from_preset("mnist-dcgan", over + ["model.g_width=4", "model.d_width=4"]),
+                 tmp_path / "full", quiet=True)
+    with monkeypatch.context() as m:
+        _crash_at(m, 5)
+        with pytest.raises(_Crash):
+            train(from_preset("mnist-dcgan", over + ["model.g_width=4", "model.d_width=4"]),
+                  tmp_path / "cut", quiet=True)
+    train(from_preset("mnist-dcgan", over + ["model.g_width=4", "model.d_width=4"]),
+          tmp_path / "cut", quiet=True, resume=True)
+    _assert_identical(full.run_dir, tmp_path / "cut")
+    a, b = load_checkpoint(full.run_dir), load_checkpoint(tmp_path / "cut")
+    assert torch.equal(a["opt_G"]["state"][0]["exp_avg"], b["opt_G"]["state"][0]["exp_avg"])
+
+
+def _cli(args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ganforge", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_at_random_moments_then_resume(tmp_path):
+    run = tmp_path / "run"
+    over = ["train.epochs=8", "train.checkpoint_steps=20", "--quiet"]
+    ref = _cli(["train", "gaussian2d", "--out", str(tmp_path / "ref"), *over])
+    assert ref.wait(timeout=300) == 0
+    rng = random.Random(1)
+    kills = 0
+    for attempt in range(4):
+        args = (["train", "--resume", str(run), *over] if (run / "checkpoint.pt").exists()
+                else ["train", "gaussian2d", "--out", str(run), "--overwrite", *over])
+        p = _cli(args)
+        time.sleep(rng.uniform(2.0, 4.0))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait(timeout=60)
+        if (run / "checkpoint.pt").exists():
+            st = load_checkpoint(run)  # always loadable, whatever the moment of the kill
+            assert st["step"] % 20 == 0 or st["step"] % 125 == 0
+    assert kills >= 2, "the test must actually interrupt training"
+    p = _cli(["train", "--resume", str(run), *over] if (run / "checkpoint.pt").exists()
+             else ["train", "gaussian2d", "--out", str(run), "--overwrite", *over])
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert json.loads((run / "summary.json").read_text())["steps"] == 8 * 125
+    _assert_identical(tmp_path / "ref", run)
+    assert not list(run.glob(".checkpoint.pt.*")), "resume cleans temporary files of a kill"
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    p = _cli(["train", "gaussian2d", "--out", str(run), "train.epochs=200", "--quiet"])
+    deadline = time.time() + 60
+    while not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text():
+        assert time.time() < deadline and p.poll() is None
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    st = load_checkpoint(run)
+    assert st["step"] > 0 and st["epoch"] < 200
+
+
+def test_nan_rolls_back_with_lower_learning_rate(tmp_path, monkeypatch):
+    import ganforge.training.loop as loop
+
+    original = GAN.train_step
+    hits = []
+
+    def poisoned(self, real):
+        out = original(self, real)
+        if self.step == 60 and not hits:
+            hits.append(1)
+            out["loss_D"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(GAN, "train_step", poisoned)
+    res = train(from_preset("gaussian2d", ["train.epochs=2", "train.checkpoint_steps=25"]),
+                tmp_path / "r", quiet=True)
+    assert res.summary["rollbacks"] == 1 and "rollback" in res.summary["alarms"]
+    rec = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rec["lr_D"] == pytest.approx(0.025) and rec["lr_G"] == pytest.approx(0.0025)
+    alarm = json.loads((tmp_path / "r" / "alarms.jsonl").read_text().splitlines()[0])
+    assert "rolled back to step 50" in alarm["message"]
+    del loop
+
+
+def test_nan_stops_after_max_retries(tmp_path, monkeypatch):
+    original = GAN.train_step
+
+    def always_nan(self, real):
+        out = original(self, real)
+        out["loss_G"] = torch.tensor(float("inf"))
+        return out
+
+    monkeypatch.setattr(GAN, "train_step", always_nan)
+    with pytest.raises(GanforgeError, match="rollback"):
+        train(from_preset("gaussian2d", ["train.epochs=1", "health.max_retries=2"]),
+              tmp_path / "r", quiet=True)
+    assert load_checkpoint(tmp_path / "r")["step"] == 0  # the last good checkpoint survives
+
+
+def _alarms(tmp_path, idx_dir, *over):
+    res = train(from_preset("mnist-mlp", [f"data.path={idx_dir.parent}", "train.epochs=3",
+                                          "train.batch_size=16", "health.window=10", *over]),
+                tmp_path / "r", quiet=True)
+    return res.summary["alarms"], [json.loads(x) for x in
+                                   (tmp_path / "r" / "alarms.jsonl").read_text().splitlines()]
+
+
+def test_alarm_d_overpowering(tmp_path, idx_dir):
+    kinds, recs = _alarms(tmp_path, idx_dir, "optim_G.lr=1e-7", "optim_D.lr=1e-3")
+    assert "d_overpowering" in kinds and "lower optim_D.lr" in recs[0]["message"]
+
+
+def test_alarm_mode_collapse(tmp_path, idx_dir):
+    kinds, _ = _alarms(tmp_path, idx_dir, "optim_G.lr=5", "optim_D.lr=1e-3")
+    assert kinds.count("mode_collapse") == 1  # raised once, not every epoch
+
+
+def test_alarm_g_loss_divergence(tmp_path, idx_dir):
+    kinds, _ = _alarms(tmp_path, idx_dir, "optim_G.lr=1e-7", "optim_D.lr=1e-3",
+                       "health.g_loss_limit=3")
+    assert "g_loss_divergence" in kinds
