@@ -113,6 +113,14 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_generator
+
+    weights, meta = export_generator(args.run, args.out, overwrite=args.overwrite)
+    print(f"wrote {weights} and {meta} (load without pickle: ganforge.export.load_exported)")
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from .data.idx import IDX_DATASETS, download, user_cache_dir
 
@@ -178,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data-dir")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_train_classifier)
+
+    sp = sub.add_parser("export", help="export the generator as safetensors + JSON (no pickle)")
+    sp.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    sp.add_argument("--out", required=True, help="G.safetensors (its config goes to G.json)")
+    sp.add_argument("--overwrite", action="store_true")
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("download", help="download MNIST or Fashion-MNIST (checksums verified)")
     sp.add_argument("dataset", choices=["mnist", "fashion-mnist"])

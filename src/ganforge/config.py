@@ -30,6 +30,7 @@ class DataConfig:
     num_points: int = 1000  # gaussian2d: how many points the seed draws
     download: bool = True  # IDX datasets: download when missing and online
     limit: int = 0  # use only the first N examples (quick checks); 0 = all
+    max_pixels: int = 89_478_485  # refuse images larger than this (decompression bombs)
 
 
 @dataclass
@@ -223,7 +224,7 @@ def validate(cfg: Config) -> Config:
         if not flat[key] > 0:
             raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
     for key in ("train.threads", "train.checkpoint_every", "eval.every", "health.max_retries",
-                "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed", "data.resolution", "data.limit",
+                "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed", "data.resolution", "data.limit", "data.max_pixels",
                 "data.channels"):
         if flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")

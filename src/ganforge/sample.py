@@ -20,7 +20,12 @@ from .training.checkpoint import load_checkpoint
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
                    ) -> tuple[nn.Module, Config, tuple[int, ...]]:
-    """Rebuild G from a run directory or checkpoint; returns (G in eval mode, config, sample shape)."""
+    """Rebuild G from a run directory, a checkpoint or a ``.safetensors`` export; returns
+    (G in eval mode, config, sample shape)."""
+    if str(path).endswith(".safetensors"):
+        from .export import load_exported
+
+        return load_exported(path, device)
     state = load_checkpoint(path, map_location=device)
     try:
         cfg = Config.from_dict(state["config"])

@@ -122,7 +122,8 @@ def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMe
         )
     if cfg.name == "folder":
         images, labels, classes = load_image_folder(cfg.path, cfg.resolution, cfg.channels,
-                                                    progress=progress, limit=cfg.limit)
+                                                    progress=progress, limit=cfg.limit,
+                                                    max_pixels=cfg.max_pixels)
         return InMemoryDataset(torch.from_numpy(images), torch.from_numpy(labels), classes,
                                cfg.path)
     raise DataError(f"unknown dataset '{cfg.name}'")

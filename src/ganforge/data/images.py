@@ -91,9 +91,29 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(path: str | os.PathLike, resolution: int, channels: int) -> np.ndarray:
-    """Decode one file into uint8 (channels, resolution, resolution)."""
+class DecompressionBomb(DataError):
+    """An image whose pixel count exceeds ``data.max_pixels``."""
+
+
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default warning threshold
+
+
+def decode_image(path: str | os.PathLike, resolution: int, channels: int,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode one file into uint8 (channels, resolution, resolution).
+
+    The pixel count is checked from the header *before* decoding: a file that would decode to more
+    than ``max_pixels`` pixels (a decompression bomb) is refused.
+    """
+    Image.MAX_IMAGE_PIXELS = None  # our own check below replaces PIL's warning/error pair
     with Image.open(path) as img:
+        w, h = img.size
+        if w * h > max_pixels:
+            raise DecompressionBomb(
+                f"{path} would decode to {w}x{h} = {w * h:,} pixels, above data.max_pixels="
+                f"{max_pixels:,}; this protects against decompression bombs. If the image is "
+                "genuine, raise data.max_pixels (e.g. data.max_pixels=400000000)."
+            )
         img.seek(0)  # animated GIF/WebP: first frame
         img.load()
         img = _to_8bit(img)
@@ -111,7 +131,7 @@ def decode_image(path: str | os.PathLike, resolution: int, channels: int) -> np.
 
 def load_image_folder(
     root: str | os.PathLike, resolution: int, channels: int = 3, progress: bool = False,
-    limit: int = 0,
+    limit: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode every image once: ``(uint8 (N, C, R, R), int64 labels (N,), class names)``.
 
@@ -124,9 +144,9 @@ def load_image_folder(
     keep = np.zeros(len(files), dtype=bool)
     bad: list[str] = []
     for i, f in enumerate(tqdm(files, desc=f"decoding {Path(root).name}", unit="img",
-                               disable=not progress, leave=False)):
+                               disable=None if progress else True, leave=False)):
         try:
-            out[i] = decode_image(f, resolution, channels)
+            out[i] = decode_image(f, resolution, channels, max_pixels)
             keep[i] = True
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             bad.append(f"{f.name} ({type(e).__name__})")

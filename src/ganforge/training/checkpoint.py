@@ -23,13 +23,23 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     ``path``: a crash mid-write leaves the previous checkpoint intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise CheckpointError(f"cannot write a checkpoint into {path.parent}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save({"format_version": FORMAT_VERSION, **state}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp) if os.path.exists(tmp) else None
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {e.strerror or e} (disk full?). The previous "
+            f"checkpoint{' is intact' if path.exists() else ' does not exist'}; free space and "
+            "resume with `ganforge train --resume`."
+        ) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -69,3 +79,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "G" not in state or "config" not in state:
         raise CheckpointError(f"{p} is not a ganforge checkpoint (no generator or config in it)")
     return state
+
+
+def run_path(run_dir: str | os.PathLike, *parts: str) -> Path:
+    """A path inside ``run_dir``; anything that would resolve outside it (``..``, absolute parts,
+    symlinks pointing away) is refused, so names that come from configs cannot escape the run."""
+    root = Path(run_dir).resolve()
+    p = root.joinpath(*parts).resolve()
+    if p != root and root not in p.parents:
+        raise CheckpointError(f"refusing to write {p}: it is outside the run directory {root}")
+    return p

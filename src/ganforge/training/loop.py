@@ -30,7 +30,7 @@ from ..errors import GanforgeError
 from ..losses import LOSSES, d_accuracy
 from ..models import build_models
 from ..report import loss_curve, save_grid, scatter_2d, to_uint8
-from .checkpoint import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, save_checkpoint
+from .checkpoint import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, run_path, save_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -239,7 +239,7 @@ class _Reporter:
 
     def samples(self, epoch: int) -> Path:
         out = self.gan.generate(self.fixed_z)
-        name = self.run_dir / "samples" / f"epoch_{epoch:04d}.png"
+        name = run_path(self.run_dir, "samples", f"epoch_{epoch:04d}.png")
         if self.dataset.is_image:
             save_grid(to_uint8(out), name, self.cfg.report.grid_rows, self.cfg.report.grid_cols)
             shutil.copyfile(name, self.run_dir / "samples_latest.png")
