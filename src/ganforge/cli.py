@@ -131,7 +131,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ganforge", description=__doc__)
+    p = argparse.ArgumentParser(prog="ganforge",
+                                description="ganforge: train, sample and evaluate GANs on PyTorch.")
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

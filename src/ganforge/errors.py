@@ -11,3 +11,12 @@ class DataError(GanforgeError):
 
 class CheckpointError(GanforgeError):
     """A checkpoint or run directory cannot be used."""
+
+
+def describe_state_dict_error(e: Exception) -> str:
+    """The informative line of a ``load_state_dict`` error (PyTorch puts it on line 2+)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("size mismatch", "Missing key", "Unexpected key")):
+            return ln.rstrip(".")
+    return lines[0] if lines else type(e).__name__

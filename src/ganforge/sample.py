@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from .config import Config, ConfigError
-from .errors import CheckpointError, GanforgeError
+from .errors import CheckpointError, GanforgeError, describe_state_dict_error
 from .models import build_models
 from .report import save_grid, scatter_2d, to_uint8
 from .training.checkpoint import load_checkpoint
@@ -35,7 +35,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
     except (ConfigError, KeyError, RuntimeError, ValueError, TypeError) as e:
         raise CheckpointError(
             f"the checkpoint at {path} does not match its own config "
-            f"({str(e).splitlines()[0]}); it may come from another ganforge version"
+            f"({describe_state_dict_error(e)}); it may come from another ganforge version"
         ) from None
     return G.to(device).eval(), cfg, shape
 

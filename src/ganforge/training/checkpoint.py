@@ -33,6 +33,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # the rename itself survives a power cut
     except OSError as e:
         os.unlink(tmp) if os.path.exists(tmp) else None
         raise CheckpointError(
@@ -45,6 +46,19 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..config import Config, OptimizerConfig, validate
 from ..data import GAUSSIAN_A, GAUSSIAN_B, InMemoryDataset, load_dataset
-from ..errors import GanforgeError
+from ..errors import GanforgeError, describe_state_dict_error
 from ..losses import LOSSES, d_accuracy
 from ..models import build_models
 from ..report import loss_curve, save_grid, scatter_2d, to_uint8
@@ -561,7 +561,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
             trainer.restore(state)
         except (KeyError, RuntimeError, ValueError) as e:
             raise GanforgeError(f"the checkpoint in {run_dir} does not fit this config "
-                                f"({str(e).splitlines()[0]})") from None
+                                f"({describe_state_dict_error(e)}); resume without overrides "
+                                "that change the model") from None
         reporter.reset_records(_read_records(run_dir / "metrics.jsonl", gan.epoch))
         if not quiet:
             tqdm.write(f"resuming {run_dir} at epoch {gan.epoch}, step {gan.step}", file=sys.stdout)
