@@ -84,9 +84,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .sample import sample
 
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
     out = sample(args.run, args.n, args.out, seed=args.seed, device=args.device,
-                 overwrite=args.overwrite)
-    print(f"wrote {args.n} samples to {out}")
+                 overwrite=args.overwrite, truncation=args.truncation,
+                 interpolate=args.interpolate, seeds=seeds, steps=args.steps, mode=args.mode,
+                 walk=args.walk, frames=args.frames, class_index=args.class_index)
+    what = ("an interpolation" if args.interpolate else "a latent walk" if args.walk
+            else f"{args.n} samples")
+    print(f"wrote {what} to {out}")
     return 0
 
 
@@ -118,6 +123,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     weights, meta = export_generator(args.run, args.out, overwrite=args.overwrite)
     print(f"wrote {weights} and {meta} (load without pickle: ganforge.export.load_exported)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.html import write_report
+
+    out = write_report(args.runs, args.out, title=args.title,
+                       interpolation=not args.no_interpolation)
+    print(f"report written to {out} (self-contained: open it in any browser)")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from .ablate import ablate
+
+    res = ablate(args.preset, args.vary, seeds=args.seeds, out=args.out,
+                 overrides=list(args.overrides), n=args.n, features=args.features,
+                 quiet=args.quiet)
+    print(res["table"])
+    print(f"comparison report: {res['report']}")
     return 0
 
 
@@ -161,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True,
                     help="grid.png, samples.npy (uint8 N,H,W,C) or a folder name for PNGs")
     sp.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images")
+    sp.add_argument("--truncation", type=float, help="truncation trick: redraw |z| > T")
+    sp.add_argument("--interpolate", action="store_true",
+                    help="one strip per pair of --seeds (grid.png, .npy or a folder)")
+    sp.add_argument("--seeds", help="comma list of seeds for --interpolate (default: 4 from --seed)")
+    sp.add_argument("--steps", type=int, default=10, help="images per interpolation strip")
+    sp.add_argument("--mode", default="slerp", choices=["slerp", "linear"])
+    sp.add_argument("--walk", action="store_true", help="a looping latent walk (--out walk.gif/.webp)")
+    sp.add_argument("--frames", type=int, default=48, help="frames of the --walk")
+    sp.add_argument("--class", dest="class_index", type=int, help="class index (conditional models)")
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--overwrite", action="store_true")
     sp.set_defaults(func=cmd_sample)
@@ -194,6 +228,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--overwrite", action="store_true")
     sp.set_defaults(func=cmd_export)
 
+    sp = sub.add_parser("report", help="a self-contained HTML report of one or several runs")
+    sp.add_argument("runs", nargs="+", metavar="RUN")
+    sp.add_argument("--out", help="HTML file (default RUN/report.html; required for several runs)")
+    sp.add_argument("--title")
+    sp.add_argument("--no-interpolation", action="store_true",
+                    help="skip the latent interpolation strips (they load the checkpoint)")
+    sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("ablate", help="train variants of a preset under the same budget and compare",
+                        description="Train every combination of the --vary values, for each seed, "
+                                    "under the same budget; evaluate; write a comparison report.")
+    sp.add_argument("preset")
+    sp.add_argument("overrides", nargs="*", metavar="key=value",
+                    help="applied to every variant (e.g. the budget: train.epochs=2)")
+    sp.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2",
+                    help="e.g. model.d_activation=relu,leaky_relu (repeatable)")
+    sp.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    sp.add_argument("--out", help="folder for the runs and the report (default runs/ablate-<preset>)")
+    sp.add_argument("--n", type=int, default=2000, help="samples per evaluation (default 2000)")
+    sp.add_argument("--features", choices=["classifier", "inception"],
+                    help="default: classifier for MNIST-like data, inception otherwise")
+    sp.add_argument("--quiet", action="store_true")
+    sp.set_defaults(func=cmd_ablate)
+
     sp = sub.add_parser("download", help="download MNIST or Fashion-MNIST (checksums verified)")
     sp.add_argument("dataset", choices=["mnist", "fashion-mnist"])
     sp.add_argument("--dir", help="destination (default: the user cache)")
@@ -205,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may sit before or after options (`train P --out D k=v` or `train P k=v --out D`).
     args, extra = parser.parse_known_args(argv)
-    stray = [a for a in extra if a.startswith("-") or "=" not in a or args.command != "train"]
+    stray = [a for a in extra if a.startswith("-") or "=" not in a
+             or args.command not in ("train", "ablate")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:

@@ -82,6 +82,7 @@ class ReportConfig:
     grid_rows: int = 3  # d2l shows 3 x 7 samples
     grid_cols: int = 7
     scatter_points: int = 100  # 2-D data: points of each kind in the per-epoch scatter
+    tensorboard: str = "auto"  # auto (log when installed) | on (require it) | off
 
 
 @dataclass
@@ -206,6 +207,7 @@ _CHOICES = {
     "model.init": ("d2l", "dcgan", "glorot", "torch"),
     "loss.name": ("nonsaturating",),
     "eval.features": ("classifier", "inception"),
+    "report.tensorboard": ("auto", "on", "off"),
     "optim_G.name": ("adam", "rmsprop", "sgd"),
     "optim_D.name": ("adam", "rmsprop", "sgd"),
 }

@@ -40,16 +40,11 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
     return G.to(device).eval(), cfg, shape
 
 
-@torch.no_grad()
 def generate(G: nn.Module, z_dim: int, n: int, seed: int = 0, batch_size: int = 256,
              device: str | torch.device = "cpu") -> torch.Tensor:
     """``n`` samples (float, [-1, 1] for images) from noise drawn on the CPU with ``seed``:
     the same seed gives the same samples on every device and for every batch size."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, z_dim, generator=gen)
-    G.eval()
-    return torch.cat([G(z[i:i + batch_size].to(device)).float().cpu()
-                      for i in range(0, n, batch_size)])
+    return render(G, truncated_noise(n, z_dim, seed), device, batch_size)
 
 
 def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -88,9 +83,117 @@ def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool
 
 
 def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 0,
-           device: str = "cpu", overwrite: bool = False) -> Path:
-    """Library entry point behind ``ganforge sample``."""
+           device: str = "cpu", overwrite: bool = False, truncation: float | None = None,
+           interpolate: bool = False, seeds: list[int] | None = None, steps: int = 10,
+           mode: str = "slerp", walk: bool = False, frames: int = 48,
+           class_index: int | None = None) -> Path:
+    """Library entry point behind ``ganforge sample``: plain samples (optionally truncated), an
+    interpolation strip per pair of ``seeds`` (``interpolate``), or a looping latent walk (``walk``)."""
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
-    G, cfg, _ = load_generator(path, device)
-    return write_samples(generate(G, cfg.model.z_dim, n, seed, device=device), out, overwrite)
+    G, cfg, shape = load_generator(path, device)
+    if class_index is not None:
+        raise GanforgeError(f"--class needs a class-conditional model; {path} was trained "
+                            f"unconditionally (model.arch={cfg.model.arch})")
+    out_path = Path(out)
+    if (interpolate or walk) and len(shape) != 3:
+        raise GanforgeError("--interpolate and --walk are for image generators")
+    if out_path.exists() and not overwrite and (interpolate or walk):
+        raise GanforgeError(f"{out_path} already exists; choose another --out or pass --overwrite")
+    if walk:
+        z = walk_noise(cfg.model.z_dim, seed, frames, truncation=truncation)
+        return write_animation(render(G, z, device), out_path)
+    if interpolate:
+        seeds = seeds or [seed, seed + 1, seed + 2, seed + 3]
+        z = interpolation_noise(cfg.model.z_dim, seeds, steps, mode, truncation)
+        images = render(G, z, device)
+        if out_path.suffix.lower() == ".png":
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            return save_grid(to_uint8(images), out_path, len(seeds) - 1, steps)
+        return write_samples(images, out_path, overwrite)
+    z = truncated_noise(n, cfg.model.z_dim, seed, truncation)
+    return write_samples(render(G, z, device), out, overwrite)
+
+
+# ----------------------------------------------------------------------------- latent space tools
+
+
+def truncated_noise(n: int, z_dim: int, seed: int, truncation: float | None = None) -> torch.Tensor:
+    """z ~ N(0, I), or with ``truncation`` t > 0 the truncation trick (Brock et al. 2019): every
+    entry with |z| > t is redrawn until it falls inside, trading diversity for fidelity."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, z_dim, generator=gen)
+    if truncation is not None:
+        if truncation <= 0:
+            raise GanforgeError(f"--truncation must be > 0, got {truncation}")
+        for _ in range(1000):
+            bad = z.abs() > truncation
+            if not bad.any():
+                break
+            z[bad] = torch.randn(int(bad.sum()), generator=gen)
+    return z
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows ``a`` and ``b`` (falls back to linear when parallel)."""
+    an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((an * bn).sum(-1, keepdim=True).clamp(-1, 1))
+    so = torch.sin(omega)
+    t = t.reshape(-1, 1)
+    lin = (1 - t) * a + t * b
+    sph = torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
+    return torch.where(so.abs() < 1e-6, lin, sph)
+
+
+def interpolation_noise(z_dim: int, seeds: list[int], steps: int, mode: str = "slerp",
+                        truncation: float | None = None) -> torch.Tensor:
+    """Noise for ``len(seeds) - 1`` strips of ``steps`` images each, from each seed's z to the next."""
+    if len(seeds) < 2:
+        raise GanforgeError("--interpolate needs at least two seeds, e.g. --seeds 0,1,2")
+    if steps < 2:
+        raise GanforgeError(f"--steps must be >= 2, got {steps}")
+    if mode not in ("slerp", "linear"):
+        raise GanforgeError(f"--mode must be slerp or linear, got {mode!r}")
+    keys = torch.cat([truncated_noise(1, z_dim, s, truncation) for s in seeds])
+    t = torch.linspace(0, 1, steps)
+    rows = []
+    for a, b in zip(keys[:-1], keys[1:]):
+        A, B = a.expand(steps, -1), b.expand(steps, -1)
+        rows.append(slerp(A, B, t) if mode == "slerp" else (1 - t[:, None]) * A + t[:, None] * B)
+    return torch.cat(rows)
+
+
+def walk_noise(z_dim: int, seed: int, frames: int, keypoints: int = 4,
+               truncation: float | None = None) -> torch.Tensor:
+    """A closed loop through ``keypoints`` random latents, ``frames`` frames in all (slerp)."""
+    keys = truncated_noise(keypoints, z_dim, seed, truncation)
+    per = max(2, frames // keypoints)
+    t = torch.arange(per) / per  # the end point is the next segment's start
+    out = [slerp(keys[i].expand(per, -1), keys[(i + 1) % keypoints].expand(per, -1), t)
+           for i in range(keypoints)]
+    return torch.cat(out)[:frames]
+
+
+@torch.no_grad()
+def render(G: nn.Module, z: torch.Tensor, device: str | torch.device = "cpu",
+           batch_size: int = 256) -> torch.Tensor:
+    G.eval()
+    return torch.cat([G(z[i:i + batch_size].to(device)).float().cpu()
+                      for i in range(0, len(z), batch_size)])
+
+
+def write_animation(frames: torch.Tensor, out: str | os.PathLike, fps: int = 12,
+                    scale: int = 0) -> Path:
+    """Float frames in [-1, 1] (N, C, H, W) -> an animated GIF or WebP (by extension), looping."""
+    out = Path(out)
+    if out.suffix.lower() not in (".gif", ".webp"):
+        raise GanforgeError(f"--walk writes a .gif or .webp, not {out.name}")
+    imgs = to_uint8(frames).permute(0, 2, 3, 1).numpy()
+    scale = scale or max(1, 192 // imgs.shape[1])
+    pil = []
+    for a in imgs:
+        im = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+        pil.append(im.resize((im.width * scale, im.height * scale), Image.NEAREST))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pil[0].save(out, save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
+    return out

@@ -29,15 +29,21 @@ def make_grid(images: torch.Tensor, rows: int, cols: int, pad: int = 2,
     return grid
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, rows: int, cols: int,
-              scale: int = 0) -> Path:
-    """Write uint8 NCHW images as a PNG grid; small images are enlarged (nearest) to be seen."""
+def grid_image(images: torch.Tensor, rows: int, cols: int, scale: int = 0) -> Image.Image:
+    """uint8 NCHW images -> a PIL grid; small images are enlarged (nearest) to be seen."""
     grid = make_grid(images, rows, cols)
     img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     if scale == 0:
         scale = max(1, 256 // max(images.shape[-1], 1) // 2)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, rows: int, cols: int,
+              scale: int = 0) -> Path:
+    """Write uint8 NCHW images as a PNG grid."""
+    img = grid_image(images, rows, cols, scale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)

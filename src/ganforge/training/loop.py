@@ -201,6 +201,9 @@ class _Reporter:
         self.extractor = None
         self.best: tuple[int, float, str] | None = None
         self.alarms: list[dict[str, Any]] = []
+        from ..report.tensorboard import TensorBoardLogger
+
+        self.tb = TensorBoardLogger(run_dir, cfg.report.tensorboard)
         # Diversity reference: mean pairwise distance within a fixed batch of real data.
         real = dataset.batch(torch.arange(min(len(dataset), len(self.fixed_z)), device=dataset.data.device))
         self.real_diversity = _mean_pairwise_distance(real)
@@ -222,11 +225,14 @@ class _Reporter:
             diversity = _mean_pairwise_distance(fake) / self.real_diversity
             record["diversity"] = diversity
         self.records.append(record)
+        self.tb.scalars(record)
         self.metrics_file.write(json.dumps(record) + "\n")
         self.metrics_file.flush()
         loss_curve(self.records, self.run_dir / "loss_curve.png", title=self.cfg.name)
         if save_samples:
-            self.samples(record["epoch"])
+            png = self.samples(record["epoch"])
+            self.tb.image("samples" if self.dataset.is_image else "scatter", png,
+                          record["images_seen"])
         if not self.quiet:
             tqdm.write(
                 f"epoch {record['epoch']}/{self.cfg.train.epochs}: loss_D {record['loss_D']:.3f}, "
@@ -271,6 +277,7 @@ class _Reporter:
 
     def close(self) -> None:
         self.metrics_file.close()
+        self.tb.close()
 
 
 class _Diverged(Exception):
@@ -462,7 +469,9 @@ class _Trainer:
                 self.bar.update(1)
                 if not self.bar.disable and (i % 20 == 0 or i == self.steps_per_epoch - 1):
                     s = (self.sums / self.seen).tolist()
-                    self.bar.set_postfix(epoch=epoch, loss_D=f"{s[0]:.3f}", loss_G=f"{s[1]:.3f}")
+                    rate = (self.seen - seen_at_start) / max(time.perf_counter() - t0, 1e-9)
+                    self.bar.set_postfix(epoch=epoch, loss_D=f"{s[0]:.3f}", loss_G=f"{s[1]:.3f}",
+                                         img_s=f"{rate:.0f}")
                 if self.stop_signal:
                     self.save()
                     raise _StopRequested(self.stop_signal)

@@ -1,0 +1,246 @@
+"""``ganforge report``: one self-contained HTML page per run or per comparison of runs.
+
+Every picture is embedded as a data URI, so the page opens anywhere without network or the run
+directory beside it: config, loss and metric curves, sample grids over time with an animated GIF of
+the fixed-noise samples, the final grid, per-class tables from ``eval.json``, latent interpolation
+strips, and for several runs a side-by-side comparison.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..errors import GanforgeError
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+color:#222;padding:0 1rem}h1{margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.3rem;
+margin-top:2.2rem}table{border-collapse:collapse;margin:.6rem 0}td,th{border:1px solid #ddd;
+padding:.25rem .6rem;text-align:right}th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;image-rendering:pixelated;border:1px solid #eee}.row{display:flex;flex-wrap:wrap;
+gap:1rem}.card{flex:1 1 320px}.muted{color:#777;font-size:.9rem}pre{background:#f7f7f7;padding:.6rem;
+overflow:auto;max-height:24rem;font-size:.8rem}.timeline img{width:180px}.alarm{color:#a00}
+"""
+
+# Counts the page's images once loaded; headless tests read the result from the DOM.
+CHECK_JS = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-images', ok + '/' + imgs.length);
+  if (ok !== imgs.length) { console.error('ganforge report: ' + (imgs.length - ok) + ' images failed'); }
+});
+"""
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _img(path_or_bytes: Path | bytes, alt: str, mime: str = "image/png", cls: str = "") -> str:
+    data = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else path_or_bytes
+    c = f' class="{cls}"' if cls else ""
+    return f'<img{c} alt="{html.escape(alt)}" src="{_data_uri(data, mime)}">'
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def _figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _metric_curves(records: list[dict[str, Any]], title: str) -> bytes | None:
+    keys = sorted({k for r in records for k in r if k.startswith("eval_") or k == "diversity"})
+    if not keys:
+        return None
+    from .plots import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), dpi=100, squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        pts = [(r["epoch"], r[k]) for r in records if k in r]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
+        ax.set_title(k.replace("eval_", ""))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def _gif(frames: list[Path], max_frames: int = 60) -> bytes | None:
+    if len(frames) < 2:
+        return None
+    step = max(1, len(frames) // max_frames)
+    imgs = [Image.open(f).convert("RGB") for f in frames[::step]]
+    size = imgs[0].size
+    imgs = [im if im.size == size else im.resize(size) for im in imgs]
+    buf = io.BytesIO()
+    imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:], duration=400, loop=0)
+    return buf.getvalue()
+
+
+def _interpolation_png(run: Path) -> bytes | None:
+    from ..sample import interpolation_noise, load_generator, render
+    from .plots import grid_image, to_uint8
+
+    try:
+        G, cfg, shape = load_generator(run)
+    except GanforgeError:
+        return None
+    if len(shape) != 3:
+        return None
+    z = interpolation_noise(cfg.model.z_dim, [0, 1, 2, 3, 4], 10, "slerp")
+    buf = io.BytesIO()
+    grid_image(to_uint8(render(G, z)), 4, 10).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return html.escape(str(v)) if v is not None else "-"
+
+    h = "".join(f"<th>{html.escape(x)}</th>" for x in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def _eval_rows(ev: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for key, res in ev.items():
+        for m in ("fid", "kid", "precision", "recall", "density", "coverage", "is", "w2",
+                  "mean_error", "cov_rel_error"):
+            if m in res:
+                rows.append([key, m, res[m]])
+    return rows
+
+
+def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[str, Any]]:
+    cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    ev = json.loads((run / "eval.json").read_text()) if (run / "eval.json").is_file() else {}
+    records = _read_jsonl(run / "metrics.jsonl")
+    alarms = _read_jsonl(run / "alarms.jsonl")
+    grids = sorted((run / "samples").glob("epoch_*.png")) if (run / "samples").is_dir() else []
+    parts = [f"<h2 id='{html.escape(label)}'>{html.escape(label)}</h2>",
+             f"<p class='muted'>{html.escape(cfg.get('description', ''))} — {html.escape(str(run))}</p>"]
+    if summary:
+        keys = ["epochs", "steps", "images_seen", "train_seconds", "final_loss_D", "final_loss_G",
+                "device", "rollbacks"]
+        parts.append(_table([[k, summary[k]] for k in keys if k in summary], ["summary", "value"]))
+        if "gaussian" in summary:
+            g = summary["gaussian"]
+            parts.append(_table([["fitted mean", str([round(v, 3) for v in g["fitted_mean"]])],
+                                 ["true mean b", str(g["true_mean"])],
+                                 ["mean error", g["mean_error"]],
+                                 ["covariance error (rel.)", g["cov_rel_error"]]],
+                                ["2-D Gaussian", ""]))
+    if alarms:
+        parts.append("<h3>Alarms</h3><ul>" + "".join(
+            f"<li class='alarm'>[{html.escape(a['alarm'])}] step {a['step']}: "
+            f"{html.escape(a['message'])}</li>" for a in alarms) + "</ul>")
+    figs = []
+    if (run / "loss_curve.png").is_file():
+        figs.append(f"<div class='card'><h3>Losses</h3>{_img(run / 'loss_curve.png', 'loss curves')}</div>")
+    curves = _metric_curves(records, label)
+    if curves:
+        figs.append(f"<div class='card'><h3>Metrics</h3>{_img(curves, 'metric curves')}</div>")
+    parts.append("<div class='row'>" + "".join(figs) + "</div>")
+    if grids:
+        parts.append("<div class='row'>")
+        parts.append(f"<div class='card'><h3>Final samples (epoch {grids[-1].stem[6:].lstrip('0')})</h3>"
+                     f"{_img(grids[-1], 'final samples')}</div>")
+        gif = _gif(grids)
+        if gif:
+            parts.append(f"<div class='card'><h3>Fixed noise across training</h3>"
+                         f"{_img(gif, 'samples across training', 'image/gif')}</div>")
+        parts.append("</div><h3>Over time</h3><div class='row timeline'>")
+        step = max(1, len(grids) // 8)
+        for g in grids[::step]:
+            parts.append(f"<div>{_img(g, g.stem)}<div class='muted'>{g.stem}</div></div>")
+        parts.append("</div>")
+    if interpolation:
+        interp = _interpolation_png(run)
+        if interp:
+            parts.append("<h3>Latent interpolation (slerp, seeds 0→1→2→3→4)</h3>"
+                         + _img(interp, "latent interpolation"))
+    if ev:
+        parts.append("<h3>Evaluation</h3>" + _table(_eval_rows(ev), ["evaluation", "metric", "value"]))
+        for key, res in ev.items():
+            if "classes" in res:
+                rows = [[r["name"], 100 * r["share"], 100 * r["real_share"], r["confidence"], r["fid"]]
+                        for r in res["classes"]]
+                parts.append(f"<h3>Per class ({html.escape(key)})</h3>"
+                             + _table(rows, ["class", "generated %", "real %", "confidence",
+                                             "per-class FID"]))
+    parts.append(f"<details><summary>Config</summary><pre>{html.escape(json.dumps(cfg, indent=2))}"
+                 "</pre></details>")
+    return "\n".join(parts), {"label": label, "summary": summary, "eval": ev,
+                              "final": grids[-1] if grids else None}
+
+
+def write_report(runs: list[str | os.PathLike], out: str | os.PathLike | None = None,
+                 title: str | None = None, interpolation: bool = True,
+                 labels: list[str] | None = None, intro_html: str = "") -> Path:
+    """Write the report; default ``<run>/report.html`` for one run, required ``out`` for several."""
+    paths = [Path(r) for r in runs]
+    for p in paths:
+        if not (p / "config.json").is_file():
+            raise GanforgeError(f"{p} is not a ganforge run directory (no config.json)")
+    if out is None:
+        if len(paths) > 1:
+            raise GanforgeError("several runs: give --out report.html for the comparison page")
+        out = paths[0] / "report.html"
+    out = Path(out)
+    labels = labels or [p.name for p in paths]
+    sections, infos = zip(*[_run_section(p, lab, interpolation) for p, lab in zip(paths, labels)])
+    head = []
+    if len(paths) > 1:
+        rows = []
+        for info in infos:
+            s = info["summary"]
+            fids = {k: v.get("fid") for k, v in info["eval"].items() if "fid" in v}
+            rows.append([info["label"], s.get("epochs"), s.get("images_seen"), s.get("train_seconds"),
+                         s.get("final_loss_D"), s.get("final_loss_G"),
+                         "; ".join(f"{k}: {v:.3f}" for k, v in fids.items()) or None])
+        head.append("<h2>Comparison</h2>" + _table(rows, ["run", "epochs", "images", "seconds",
+                                                           "loss_D", "loss_G", "FID"]))
+        head.append("<div class='row'>" + "".join(
+            f"<div class='card'><h3>{html.escape(i['label'])}</h3>{_img(i['final'], i['label'])}</div>"
+            for i in infos if i["final"] is not None) + "</div>")
+    title = title or ("ganforge report: " + ", ".join(labels))
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1>" + intro_html + "\n".join(head) + "\n".join(sections)
+            + f"<p class='muted'>written by ganforge</p><script>{CHECK_JS}</script></body></html>")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,62 @@
+"""Optional TensorBoard logging under ``<run>/tensorboard``: scalars, sample grids, scatters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GanforgeError
+
+_SCALARS = {"loss_D": "loss/D", "loss_G": "loss/G", "acc_D": "D/accuracy", "lr_G": "lr/G",
+            "lr_D": "lr/D", "examples_per_sec": "speed/examples_per_sec",
+            "diversity": "health/sample_diversity"}
+
+
+class TensorBoardLogger:
+    """``mode``: ``auto`` logs when the tensorboard package is installed, ``on`` requires it,
+    ``off`` never logs. Step axis: images seen, so runs with different batch sizes line up."""
+
+    def __init__(self, run_dir: Path, mode: str = "auto") -> None:
+        self.writer = None
+        if mode == "off":
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            if mode == "on":
+                raise GanforgeError(
+                    "report.tensorboard=on needs the tensorboard package: "
+                    "`pip install tensorboard` (or `pip install 'ganforge[tensorboard]'`), or set "
+                    "report.tensorboard=off"
+                ) from None
+            return
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.writer is not None
+
+    def scalars(self, record: dict[str, Any]) -> None:
+        if not self.writer:
+            return
+        step = record["images_seen"]
+        for key, value in record.items():
+            tag = _SCALARS.get(key) or (f"eval/{key[5:]}" if key.startswith("eval_") else None)
+            if tag and isinstance(value, (int, float)):
+                self.writer.add_scalar(tag, value, step)
+        self.writer.flush()
+
+    def image(self, tag: str, png_path: Path, step: int) -> None:
+        if not self.writer:
+            return
+        from PIL import Image
+
+        arr = np.asarray(Image.open(png_path).convert("RGB"))
+        self.writer.add_image(tag, arr, step, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()

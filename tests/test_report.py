@@ -1,0 +1,161 @@
+"""TensorBoard logging, the HTML report (rendered in headless Chromium), latent tools, ablate."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganforge.cli import main
+from ganforge.config import from_preset
+from ganforge.errors import GanforgeError
+from ganforge.sample import interpolation_noise, slerp, truncated_noise, walk_noise
+from ganforge.training import train
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir()
+        for i in range(24):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(root / c / f"{i}.png")
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = from_preset("pokemon-dcgan", [f"data.path={root}", "data.resolution=8", "model.g_width=4",
+                                        "model.d_width=4", "train.epochs=3", "train.batch_size=16",
+                                        "report.tensorboard=on"])
+    train(cfg, out, quiet=True)
+    return out
+
+
+def test_tensorboard_logs_scalars_and_images(image_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(image_run / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"loss/D", "loss/G", "lr/G", "speed/examples_per_sec"} <= set(tags["scalars"])
+    assert [e.step for e in acc.Scalars("loss/D")] == [48, 96, 144]  # images seen
+    assert "samples" in tags["images"]
+
+
+def test_tensorboard_on_without_the_package(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tb(name, *a, **k):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("no tensorboard")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_tb)
+    from ganforge.report.tensorboard import TensorBoardLogger
+
+    with pytest.raises(GanforgeError, match="pip install tensorboard"):
+        TensorBoardLogger(tmp_path, "on")
+    assert not TensorBoardLogger(tmp_path, "auto").enabled
+
+
+def _chromium(args, tmp_path):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+           "--v=0", "--virtual-time-budget=5000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_report_is_self_contained(image_run, tmp_path):
+    assert main(["report", str(image_run), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/") >= 6  # loss curve, final grid, GIF, timeline, interpolation
+    assert "data:image/gif" in page and "Latent interpolation" in page
+    assert 'src="http' not in page and "<link" not in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")
+def test_report_renders_in_headless_chromium(image_run, tmp_path):
+    report = tmp_path / "r.html"
+    assert main(["report", str(image_run), str(image_run), "--out", str(report)]) == 0
+    url = report.resolve().as_uri()
+    dom = _chromium(["--dump-dom", url], tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    import re
+
+    m = re.search(r'data-images="(\d+)/(\d+)"', dom.stdout)
+    assert m, "the page's load handler ran"
+    ok, total = int(m.group(1)), int(m.group(2))
+    assert total >= 10 and ok == total, f"{ok}/{total} images loaded"
+    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln]
+    assert not console, console
+    shot = tmp_path / "report.png"
+    res = _chromium([f"--screenshot={shot}", "--window-size=1280,1800", url], tmp_path)
+    assert res.returncode == 0 and shot.is_file()
+    img = Image.open(shot)
+    assert img.size == (1280, 1800)
+    assert np.asarray(img.convert("L")).std() > 5, "the screenshot shows content"
+
+
+def test_report_needs_a_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a ganforge run directory" in capsys.readouterr().err
+
+
+def test_latent_tools():
+    a, b = torch.randn(1, 16), torch.randn(1, 16)
+    t = torch.tensor([0.0, 1.0])
+    ends = slerp(a.expand(2, -1), b.expand(2, -1), t)
+    torch.testing.assert_close(ends[0], a[0])
+    torch.testing.assert_close(ends[1], b[0])
+    mid = slerp(a, b, torch.tensor([0.5]))
+    assert abs(mid.norm() - (a.norm() + b.norm()) / 2) < 0.35 * a.norm()  # stays on the shell
+    z = interpolation_noise(16, [0, 1, 2], 5, "linear")
+    assert z.shape == (10, 16)
+    torch.testing.assert_close(z[0], truncated_noise(1, 16, 0)[0])
+    torch.testing.assert_close(z[4], truncated_noise(1, 16, 1)[0])
+    assert truncated_noise(500, 16, 0, truncation=0.5).abs().max() <= 0.5
+    assert walk_noise(16, 0, 24, keypoints=4).shape == (24, 16)
+
+
+def test_sample_interpolate_walk_truncation(image_run, tmp_path, capsys):
+    assert main(["sample", str(image_run), "--interpolate", "--seeds", "0,1,2", "--steps", "6",
+                 "--out", str(tmp_path / "i.png")]) == 0
+    w, h = Image.open(tmp_path / "i.png").size
+    assert w > 2 * h  # 2 strips of 6
+    assert main(["sample", str(image_run), "--walk", "--frames", "12",
+                 "--out", str(tmp_path / "w.gif")]) == 0
+    gif = Image.open(tmp_path / "w.gif")
+    assert gif.n_frames == 12
+    assert main(["sample", str(image_run), "--truncation", "0.7", "--n", "4",
+                 "--out", str(tmp_path / "t.npy")]) == 0
+    assert np.load(tmp_path / "t.npy").shape == (4, 8, 8, 3)
+    assert main(["sample", str(image_run), "--class", "1", "--out", str(tmp_path / "c.png")]) == 2
+    assert "class-conditional" in capsys.readouterr().err
+
+
+def test_ablate_gaussian(tmp_path, capsys):
+    rc = main(["ablate", "gaussian2d", "--vary", "model.init=d2l,torch", "--seeds", "2",
+               "--out", str(tmp_path / "abl"), "train.epochs=1", "--quiet"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "abl" / "ablation.json").read_text())
+    assert set(summary["results"]) == {"model.init=d2l", "model.init=torch"}
+    assert all(len(v) == 2 for v in summary["results"].values())
+    assert summary["metric"] == "w2"
+    out = capsys.readouterr().out
+    assert "model.init=torch" in out and "±" in out
+    page = (tmp_path / "abl" / "report.html").read_text()
+    assert "Ablation" in page and "model.init=d2l" in page
+
+
+def test_ablate_rejects_a_bad_key_before_training(tmp_path, capsys):
+    assert main(["ablate", "gaussian2d", "--vary", "model.d_activaton=relu", "--out",
+                 str(tmp_path / "a")]) == 2
+    assert "model.d_activation" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
