@@ -8,7 +8,7 @@ GANFORGE_DATA ?= $(if $(wildcard ../shared/data/mnist),$(abspath ../shared/data)
 export GANFORGE_DATA
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup fashion-mnist demo test test-slow bench clean
+.PHONY: setup fashion-mnist chromium demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,15 +31,31 @@ fashion-mnist:
 	  echo "      (Debian/Ubuntu) or '$(VENV)/bin/ganforge download fashion-mnist' when online."; \
 	fi
 
+# Headless Chromium renders the HTML report in the tests (skipped with a note when missing).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the report test"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null; }; \
+	else \
+	  echo "note: chromium is not installed; the report rendering test will be skipped"; \
+	fi
+
 # About 4 minutes on a 2-core CPU: the tutorial's MLP GAN on MNIST for 100 epochs.
 demo: setup
 	$(VENV)/bin/ganforge train mnist-mlp train.epochs=100 report.sample_every=10
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest -q
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# Benchmark tables quoted in the README (see benchmarks/).
+bench: setup
+	$(PY) benchmarks/gaussian_seeds.py
+	$(PY) benchmarks/inception_speed.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
