@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ganforge.config import from_preset
 from ganforge.data.idx import load_idx_dataset
-from ganforge.evaluate import _Extractor, eval_geometry, generate_uint8
+from ganforge.evaluate import FeatureExtractor, eval_geometry, generate_uint8
 from ganforge.metrics import fid_from_features
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     from ganforge.sample import load_generator
 
     runs = [(r, *load_generator(r)) for r in args.runs]
-    print(f"| dataset | images | features | FID | seconds |\n|---|---|---|---:|---:|")
+    print("| dataset | images | features | FID | seconds |\n|---|---|---|---:|---:|")
     for ds in args.datasets:
         cfg = from_preset("mnist-mlp" if ds == "mnist" else "fashion-dcgan")
         test, _, _ = load_idx_dataset(ds, "test")
@@ -61,7 +61,7 @@ def main() -> None:
                 rows[f"{rcfg.name} ({path})"] = eval_geometry(
                     generate_uint8(G, rcfg.model.z_dim, args.n, 0, "cpu"), rcfg)
         for feat in args.features:
-            ext = _Extractor(feat, cfg, "cpu", None, progress=False)
+            ext = FeatureExtractor(feat, cfg, "cpu", None, progress=False)
             real_f, _ = ext(ref, "test")
             for name, imgs in rows.items():
                 t0 = time.perf_counter()

@@ -26,7 +26,7 @@ def main() -> None:
             g = res.summary["gaussian"]
             rows.append((seed, g["fitted_mean"], g["mean_error"], g["cov_rel_error"],
                          res.summary["train_seconds"]))
-    print(f"| seed | fitted mean | mean error (true b = [1, 2]) | covariance error (rel. Frobenius) | seconds |")
+    print("| seed | fitted mean | mean error (true b = [1, 2]) | covariance error (rel. Frobenius) | seconds |")
     print("|---:|---|---:|---:|---:|")
     for seed, mean, me, ce, sec in rows:
         print(f"| {seed} | [{mean[0]:.3f}, {mean[1]:.3f}] | {me:.3f} | {100 * ce:.1f}% | {sec:.1f} |")

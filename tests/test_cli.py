@@ -9,7 +9,7 @@ from PIL import Image
 
 from ganforge.cli import main
 
-from .conftest import SHARED_DATA, needs_fashion, needs_mnist, needs_pokemon
+from .conftest import needs_fashion, needs_mnist, needs_pokemon
 
 
 def _train(tmp_path, preset, *overrides):

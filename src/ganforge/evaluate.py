@@ -88,7 +88,7 @@ def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-class _Extractor:
+class FeatureExtractor:
     """Wraps a feature network: features (and class probabilities, for the classifier)."""
 
     def __init__(self, kind: str, cfg: Config, device: str, inception_path: str | None,
@@ -128,7 +128,7 @@ class _Extractor:
         return np.concatenate(feats), (np.concatenate(probs) if probs else None)
 
 
-def reference_features(extractor: _Extractor, cfg: Config, n: int | None = None
+def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None = None
                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
     """(features, probs, labels, from_cache) of the real images, cached on disk."""
     images, labels, ident = reference_images(cfg, n)
@@ -200,7 +200,7 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
     t0 = time.perf_counter()
     if cfg.data.name == "gaussian2d":
         return {"features": "exact", **gaussian_metrics(G), "seconds": time.perf_counter() - t0}
-    ext = extractor or _Extractor(features, cfg, device, inception_path, progress)
+    ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress)
     if ("is" in metrics or "classes" in metrics) and ext.kind != "classifier":
         raise GanforgeError("the Inception Score and per-class analysis use the domain "
                             "classifier: add --features classifier (MNIST / Fashion-MNIST)")

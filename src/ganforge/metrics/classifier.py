@@ -9,7 +9,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -182,13 +181,3 @@ class ClassifierFeatures:
     @property
     def cache_key(self) -> str:
         return f"classifier-{self.dataset}-v{CLASSIFIER_VERSION}-acc{self.record['test_accuracy']:.5f}"
-
-
-def extract_with_probs(clf: ClassifierFeatures, images: torch.Tensor, batch_size: int = 500
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    feats, probs = [], []
-    for i in range(0, len(images), batch_size):
-        f, p = clf.features_and_probs(images[i:i + batch_size])
-        feats.append(f.cpu().numpy())
-        probs.append(p.cpu().numpy())
-    return np.concatenate(feats), np.concatenate(probs)

@@ -21,9 +21,7 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import GanforgeError
 
@@ -141,13 +139,3 @@ class InceptionFeatures:
     @property
     def cache_key(self) -> str:
         return f"inception-{self.sha256[:16]}-tf1bilinear299-{self.precision}"
-
-
-def extract(extractor, images: torch.Tensor, batch_size: int = 100, desc: str = "",
-            progress: bool = True) -> np.ndarray:
-    """Run ``extractor`` over uint8 NCHW ``images`` in batches; returns float32 (N, D)."""
-    out = []
-    for i in tqdm(range(0, len(images), batch_size), desc=desc or f"{extractor.name} features",
-                  unit="batch", disable=True if not progress else None, leave=False):
-        out.append(extractor(images[i:i + batch_size]).cpu().numpy().astype(np.float32))
-    return np.concatenate(out) if out else np.zeros((0, extractor.dim), np.float32)

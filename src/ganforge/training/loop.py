@@ -257,11 +257,11 @@ class _Reporter:
 
     def evaluate(self, record: dict[str, Any]) -> None:
         """Evaluation during training: log the metric; keep the best checkpoint."""
-        from ..evaluate import _Extractor, evaluate_generator
+        from ..evaluate import FeatureExtractor, evaluate_generator
 
         cfg = self.cfg
         if self.extractor is None and cfg.data.name != "gaussian2d":
-            self.extractor = _Extractor(cfg.eval.features, cfg, str(self.gan.device), None,
+            self.extractor = FeatureExtractor(cfg.eval.features, cfg, str(self.gan.device), None,
                                         progress=False)
         res = evaluate_generator(self.gan.G, cfg, metrics=("fid",), n=cfg.eval.n,
                                  device=str(self.gan.device), seed=cfg.train.seed,
@@ -429,8 +429,7 @@ class _Trainer:
     # -------------------------------------------------------------- the loop
     def run(self) -> None:
         self.t_start = time.perf_counter()
-        cfg, gan = self.cfg, self.gan
-        if gan.step == 0:
+        if self.gan.step == 0:
             self.save()  # a rollback target exists from the first step on
         while True:
             try:
