@@ -57,3 +57,9 @@ def test_round_trip_through_dict():
     again = Config.from_dict(cfg.to_dict())
     assert again == cfg
     assert "optim_D.alpha" in all_keys()
+
+
+def test_data_path_tilde_is_expanded(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = from_preset("pokemon-dcgan", ["data.path=~/sprites"])
+    assert cfg.data.path == str(tmp_path / "sprites")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -255,6 +256,8 @@ def validate(cfg: Config) -> Config:
             and cfg.data.name not in ("gaussian2d", "mnist", "fashion-mnist")):
         raise ConfigError("eval.features=classifier exists for MNIST and Fashion-MNIST only; "
                           "use eval.features=inception for image folders")
+    if cfg.data.path:  # `data.path=~/x` is not expanded by the shell
+        cfg.data.path = os.path.expanduser(cfg.data.path)
     if cfg.data.name == "folder" and not cfg.data.path:
         raise ConfigError("data.path must name an image folder when data.name=folder "
                           "(e.g. data.path=../shared/data/pokemon)")
