@@ -35,10 +35,10 @@ class _Crash(Exception):
 def _crash_at(monkeypatch, step):
     original = GAN.train_step
 
-    def step_or_crash(self, real):
+    def step_or_crash(self, real, *args, **kwargs):
         if self.step == step:
             raise _Crash(f"simulated crash before step {step + 1}")
-        return original(self, real)
+        return original(self, real, *args, **kwargs)
 
     monkeypatch.setattr(GAN, "train_step", step_or_crash)
 
@@ -137,8 +137,8 @@ def test_nan_rolls_back_with_lower_learning_rate(tmp_path, monkeypatch):
     original = GAN.train_step
     hits = []
 
-    def poisoned(self, real):
-        out = original(self, real)
+    def poisoned(self, real, *args, **kwargs):
+        out = original(self, real, *args, **kwargs)
         if self.step == 60 and not hits:
             hits.append(1)
             out["loss_D"] = torch.tensor(float("nan"))
@@ -158,8 +158,8 @@ def test_nan_rolls_back_with_lower_learning_rate(tmp_path, monkeypatch):
 def test_nan_stops_after_max_retries(tmp_path, monkeypatch):
     original = GAN.train_step
 
-    def always_nan(self, real):
-        out = original(self, real)
+    def always_nan(self, real, *args, **kwargs):
+        out = original(self, real, *args, **kwargs)
         out["loss_G"] = torch.tensor(float("inf"))
         return out
 

@@ -20,6 +20,12 @@ def _unique_run_dir(preset: str) -> Path:
     return Path(f"{base}-{i}")
 
 
+def distributed_rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from .config import PRESETS, all_keys
 
@@ -62,8 +68,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 "--resume RUN to continue a run")
         cfg = from_preset(args.preset, overrides)
         out = Path(args.out) if args.out else _unique_run_dir(cfg.name)
-    result = train(cfg, out, progress=not args.quiet, quiet=args.quiet, overwrite=args.overwrite,
-                   resume=bool(args.resume))
+    from . import distributed
+
+    try:
+        result = train(cfg, out, progress=not args.quiet, quiet=args.quiet,
+                       overwrite=args.overwrite, resume=bool(args.resume))
+    finally:
+        world = distributed.info().world_size
+        distributed.shutdown()
+    if result is None or not (world == 1 or distributed_rank() == 0):
+        return 0
     s = result.summary
     print(f"\ndone: {s['epochs']} epochs, {s['images_seen']} examples in {s['train_seconds']:.1f}s "
           f"on {s['device']}; final loss_D {s['final_loss_D']:.3f}, loss_G {s['final_loss_G']:.3f}")

@@ -72,6 +72,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     drop_last: bool = False  # the seeds keep the last, smaller batch
+    sync_bn: bool = False  # torchrun on CUDA: BatchNorm statistics over the global batch
     checkpoint_every: int = 1  # epochs between checkpoints (crash safety); 0 = only at the end
     checkpoint_steps: int = 0  # also every N steps inside an epoch; 0 = off
     checkpoint_minutes: float = 10.0  # also when this much time passed since the last one; 0 = off

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .. import __version__, distributed
 from ..config import Config, OptimizerConfig, validate
 from ..data import GAUSSIAN_A, GAUSSIAN_B, InMemoryDataset, load_dataset
 from ..errors import GanforgeError, describe_state_dict_error
@@ -83,6 +83,12 @@ class GAN:
         self.device = device
         self.sample_shape = tuple(sample_shape)
         self.G, self.D = build_models(cfg.model, sample_shape)
+        if cfg.train.sync_bn and distributed.info().enabled:
+            if device.type != "cuda":
+                raise GanforgeError("train.sync_bn=true needs CUDA devices (SyncBatchNorm); on CPU "
+                                    "each rank keeps its own BatchNorm statistics")
+            self.G = distributed.convert_sync_batchnorm(self.G)
+            self.D = distributed.convert_sync_batchnorm(self.D)
         self.G.to(device)
         self.D.to(device)
         self.opt_G = make_optimizer(self.G.parameters(), cfg.optim_G)
@@ -97,10 +103,16 @@ class GAN:
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=gen_device)
         return z.to(self.device)
 
-    def train_step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One D update then one G update on ``real`` (float, on ``self.device``)."""
+    def train_step(self, real: torch.Tensor, z: torch.Tensor | None = None, weight: float = 1.0,
+                   global_n: int | None = None) -> dict[str, torch.Tensor]:
+        """One D update then one G update on ``real`` (float, on ``self.device``).
+
+        Under torchrun, ``real`` and ``z`` are this rank's part of the global batch of
+        ``global_n`` examples and ``weight`` its share (see :func:`distributed.shard`); gradients
+        are averaged over the ranks before each optimizer step.
+        """
         G, D = self.G, self.D
-        fake = G(self.noise(real.shape[0]))
+        fake = G(self.noise(real.shape[0]) if z is None else z)
 
         # Discriminator: real vs detached fake.
         real_logits = D(real)
@@ -108,6 +120,7 @@ class GAN:
         loss_D = self.d_loss_fn(real_logits, fake_logits, self.cfg.loss.real_label)
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
+        distributed.average_gradients(D, weight)
         self.opt_D.step()
 
         # Generator: the same fake batch through the updated D; D's weights get no gradient.
@@ -115,11 +128,12 @@ class GAN:
         loss_G = self.g_loss_fn(D(fake))
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
+        distributed.average_gradients(G, weight)
         self.opt_G.step()
         D.requires_grad_(True)
 
         self.step += 1
-        self.images_seen += real.shape[0]
+        self.images_seen += real.shape[0] if global_n is None else global_n
         return {"loss_D": loss_D.detach(), "loss_G": loss_G.detach(),
                 "acc_D": d_accuracy(real_logits.detach(), fake_logits.detach())}
 
@@ -196,14 +210,16 @@ class _Reporter:
         n = (cfg.report.grid_rows * cfg.report.grid_cols if dataset.is_image
              else cfg.report.scatter_points)
         self.fixed_z = gan.noise(n, generator=gen)
-        (run_dir / "samples").mkdir(exist_ok=True)
-        self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
         self.extractor = None
         self.best: tuple[int, float, str] | None = None
         self.alarms: list[dict[str, Any]] = []
         from ..report.tensorboard import TensorBoardLogger
 
-        self.tb = TensorBoardLogger(run_dir, cfg.report.tensorboard)
+        self.main = distributed.is_main()  # only the main process writes files and prints
+        self.tb = TensorBoardLogger(run_dir, cfg.report.tensorboard if self.main else "off")
+        if self.main:
+            (run_dir / "samples").mkdir(exist_ok=True)
+            self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
         # Diversity reference: mean pairwise distance within a fixed batch of real data.
         real = dataset.batch(torch.arange(min(len(dataset), len(self.fixed_z)), device=dataset.data.device))
         self.real_diversity = _mean_pairwise_distance(real)
@@ -211,6 +227,8 @@ class _Reporter:
     def reset_records(self, records: list[dict[str, Any]]) -> None:
         """On resume: keep the metrics of the epochs the checkpoint covers, drop the rest."""
         self.records = records
+        if not self.main:
+            return
         self.metrics_file.close()
         tmp = self.run_dir / "metrics.jsonl.tmp"
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -225,6 +243,8 @@ class _Reporter:
             diversity = _mean_pairwise_distance(fake) / self.real_diversity
             record["diversity"] = diversity
         self.records.append(record)
+        if not self.main:
+            return diversity
         self.tb.scalars(record)
         self.metrics_file.write(json.dumps(record) + "\n")
         self.metrics_file.flush()
@@ -260,6 +280,8 @@ class _Reporter:
         from ..evaluate import FeatureExtractor, evaluate_generator
 
         cfg = self.cfg
+        if not self.main:
+            return
         if self.extractor is None and cfg.data.name != "gaussian2d":
             self.extractor = FeatureExtractor(cfg.eval.features, cfg, str(self.gan.device), None,
                                         progress=False)
@@ -276,7 +298,8 @@ class _Reporter:
             save_checkpoint(self.run_dir / BEST_CHECKPOINT_NAME, state)
 
     def close(self) -> None:
-        self.metrics_file.close()
+        if self.main:
+            self.metrics_file.close()
         self.tb.close()
 
 
@@ -339,7 +362,8 @@ class _Trainer:
         self.quiet = quiet
         self.bar = tqdm(total=cfg.train.epochs * self.steps_per_epoch, unit="step",
                         dynamic_ncols=True, desc=cfg.name,
-                        disable=True if (quiet or not progress) else None)
+                        disable=True if (quiet or not progress or not distributed.is_main())
+                        else None)
 
     # -------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
@@ -356,7 +380,9 @@ class _Trainer:
         return st
 
     def save(self) -> None:
-        save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.state())
+        if distributed.is_main():
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.state())
+        distributed.barrier()  # a rollback on any rank reads a complete file
         self.last_ckpt_time = time.perf_counter()
 
     def restore(self, st: dict[str, Any]) -> None:
@@ -381,9 +407,11 @@ class _Trainer:
     # -------------------------------------------------------------- health
     def alarm(self, kind: str, message: str) -> None:
         rec = {"step": self.gan.step, "epoch": self.gan.epoch + 1, "alarm": kind, "message": message}
+        self.reporter.alarms.append(rec)
+        if not distributed.is_main():
+            return
         with open(self.run_dir / "alarms.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
-        self.reporter.alarms.append(rec)
         if not self.quiet:
             tqdm.write(f"ALARM [{kind}] step {self.gan.step}: {message}", file=sys.stderr)
 
@@ -455,12 +483,25 @@ class _Trainer:
             seen_at_start = self.seen
             for i in range(self.step_in_epoch, self.steps_per_epoch):
                 idx = perm[i * bs:(i + 1) * bs]
-                stats = gan.train_step(ds.batch(idx))
-                vals = torch.stack([stats["loss_D"], stats["loss_G"], stats["acc_D"]]).double().cpu()
+                b = idx.numel()
+                part, weight = distributed.shard(idx)
+                z = gan.noise(b)[part]  # the global batch's noise, identical on every rank
+                stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b)
+                local_b = float(z.shape[0])
+                # One small reduction per step: global mean losses, and any rank's stop request.
+                red = torch.stack([stats["loss_D"].double() * local_b,
+                                   stats["loss_G"].double() * local_b,
+                                   stats["acc_D"].double() * local_b,
+                                   torch.tensor(local_b, dtype=torch.float64, device=z.device),
+                                   torch.tensor(float(self.stop_signal is not None),
+                                                dtype=torch.float64, device=z.device)])
+                red = distributed.all_reduce_sum(red).cpu()
+                vals = red[:3] / red[3]
                 if not torch.isfinite(vals[:2]).all():
                     raise _Diverged(f"non-finite loss at step {gan.step} (loss_D={vals[0]:.4g}, "
                                     f"loss_G={vals[1]:.4g})")
-                b = idx.numel()
+                if red[4] > 0 and self.stop_signal is None:
+                    self.stop_signal = "signal on another rank"
                 self.sums += vals * b
                 self.seen += b
                 self.step_in_epoch = i + 1
@@ -542,10 +583,19 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
     from .checkpoint import load_checkpoint
 
     validate(cfg)
-    device = resolve_device(cfg.train.device)
+    dinfo, rank_device = distributed.init_from_env(cfg.train.device)
+    device = rank_device or resolve_device(cfg.train.device)
+    if dinfo.enabled and cfg.train.batch_size < dinfo.world_size:
+        raise GanforgeError(f"train.batch_size={cfg.train.batch_size} is the global batch; it must "
+                            f"be at least the number of processes ({dinfo.world_size})")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    # torch's generator is seeded alike on every rank (the global batch's noise is drawn in full
+    # and split, so K processes take exactly the step one process would); Python's and NumPy's
+    # get per-rank seeds.
     seed_everything(cfg.train.seed)
+    random.seed(cfg.train.seed + dinfo.rank)
+    np.random.seed((cfg.train.seed + dinfo.rank) % 2**32)
     state = None
     if resume:
         run_dir = Path(out_dir)
@@ -554,8 +604,12 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
             stale.unlink()
     dataset = load_dataset(cfg.data, seed=cfg.train.seed, progress=progress and not quiet)
     if not resume:
-        run_dir = prepare_run_dir(out_dir, overwrite)
-    (run_dir / "config.json").write_text(cfg.to_json() + "\n", encoding="utf-8")
+        run_dir = Path(out_dir)
+        if dinfo.is_main:
+            prepare_run_dir(out_dir, overwrite)
+        distributed.barrier()
+    if dinfo.is_main:
+        (run_dir / "config.json").write_text(cfg.to_json() + "\n", encoding="utf-8")
     dataset = dataset.to(device)
 
     gan = GAN(cfg, dataset.sample_shape, device)
@@ -572,7 +626,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
                                 f"({describe_state_dict_error(e)}); resume without overrides "
                                 "that change the model") from None
         reporter.reset_records(_read_records(run_dir / "metrics.jsonl", gan.epoch))
-        if not quiet:
+        if not quiet and dinfo.is_main:
             tqdm.write(f"resuming {run_dir} at epoch {gan.epoch}, step {gan.step}", file=sys.stdout)
 
     import signal
@@ -618,7 +672,11 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
                            "value": reporter.best[1], "checkpoint": BEST_CHECKPOINT_NAME}
     if cfg.model.arch == "toy" and cfg.data.name == "gaussian2d":
         summary["gaussian"] = gaussian_fit(gan.G)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if dinfo.enabled:
+        summary["processes"] = dinfo.world_size
+    if dinfo.is_main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n",
+                                              encoding="utf-8")
     return TrainResult(run_dir, summary)
 
 
