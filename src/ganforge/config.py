@@ -73,6 +73,9 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     drop_last: bool = False  # the seeds keep the last, smaller batch
     sync_bn: bool = False  # torchrun on CUDA: BatchNorm statistics over the global batch
+    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + loss scaling)
+    channels_last: bool = False  # NHWC memory format for image models
+    compile: bool = False  # torch.compile the forward passes
     checkpoint_every: int = 1  # epochs between checkpoints (crash safety); 0 = only at the end
     checkpoint_steps: int = 0  # also every N steps inside an epoch; 0 = off
     checkpoint_minutes: float = 10.0  # also when this much time passed since the last one; 0 = off
@@ -210,6 +213,7 @@ _CHOICES = {
     "loss.name": ("nonsaturating",),
     "eval.features": ("classifier", "inception"),
     "report.tensorboard": ("auto", "on", "off"),
+    "train.precision": ("fp32", "bf16", "fp16"),
     "optim_G.name": ("adam", "rmsprop", "sgd"),
     "optim_D.name": ("adam", "rmsprop", "sgd"),
 }

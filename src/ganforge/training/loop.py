@@ -91,6 +91,20 @@ class GAN:
             self.D = distributed.convert_sync_batchnorm(self.D)
         self.G.to(device)
         self.D.to(device)
+        t = cfg.train
+        self.channels_last = t.channels_last and len(self.sample_shape) == 3
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
+        # fp16 needs loss scaling; one scaler per network since their backward passes are separate.
+        self.scaler_D = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+        self.scaler_G = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+        # torch.compile wraps the forward passes only; state dicts come from the plain modules.
+        self.G_fwd = torch.compile(self.G) if t.compile else self.G
+        self.D_fwd = torch.compile(self.D) if t.compile else self.D
         self.opt_G = make_optimizer(self.G.parameters(), cfg.optim_G)
         self.opt_D = make_optimizer(self.D.parameters(), cfg.optim_D)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss.name]
@@ -111,31 +125,40 @@ class GAN:
         ``global_n`` examples and ``weight`` its share (see :func:`distributed.shard`); gradients
         are averaged over the ranks before each optimizer step.
         """
-        G, D = self.G, self.D
-        fake = G(self.noise(real.shape[0]) if z is None else z)
-
-        # Discriminator: real vs detached fake.
-        real_logits = D(real)
-        fake_logits = D(fake.detach())
-        loss_D = self.d_loss_fn(real_logits, fake_logits, self.cfg.loss.real_label)
+        G, D = self.G_fwd, self.D_fwd
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            fake = G(self.noise(real.shape[0]) if z is None else z)
+            # Discriminator: real vs detached fake.
+            real_logits = D(real).float()
+            fake_logits = D(fake.detach()).float()
+            loss_D = self.d_loss_fn(real_logits, fake_logits, self.cfg.loss.real_label)
         self.opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        distributed.average_gradients(D, weight)
-        self.opt_D.step()
+        self.scaler_D.scale(loss_D).backward()
+        distributed.average_gradients(self.D, weight)
+        self.scaler_D.step(self.opt_D)
+        self.scaler_D.update()
 
         # Generator: the same fake batch through the updated D; D's weights get no gradient.
-        D.requires_grad_(False)
-        loss_G = self.g_loss_fn(D(fake))
+        self.D.requires_grad_(False)
+        with self._autocast():
+            loss_G = self.g_loss_fn(D(fake).float())
         self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        distributed.average_gradients(G, weight)
-        self.opt_G.step()
-        D.requires_grad_(True)
+        self.scaler_G.scale(loss_G).backward()
+        distributed.average_gradients(self.G, weight)
+        self.scaler_G.step(self.opt_G)
+        self.scaler_G.update()
+        self.D.requires_grad_(True)
 
         self.step += 1
         self.images_seen += real.shape[0] if global_n is None else global_n
         return {"loss_D": loss_D.detach(), "loss_G": loss_G.detach(),
                 "acc_D": d_accuracy(real_logits.detach(), fake_logits.detach())}
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype,
+                              enabled=self.amp_dtype is not None)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -154,6 +177,8 @@ class GAN:
             "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
+            "scaler_G": self.scaler_G.state_dict(),
+            "scaler_D": self.scaler_D.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
             "images_seen": self.images_seen,
@@ -391,6 +416,9 @@ class _Trainer:
         g.D.load_state_dict(st["D"])
         g.opt_G.load_state_dict(st["opt_G"])
         g.opt_D.load_state_dict(st["opt_D"])
+        if st.get("scaler_G"):
+            g.scaler_G.load_state_dict(st["scaler_G"])
+            g.scaler_D.load_state_dict(st["scaler_D"])
         g.step, g.epoch, g.images_seen = st["step"], st["epoch"], st["images_seen"]
         pos = st["position"]
         self.epoch_start_order = pos["epoch_start_order"]
