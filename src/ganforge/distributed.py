@@ -109,10 +109,16 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
-    if _INFO.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t
+def agree(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank (decisions that time or signals make
+    differently per rank, such as "checkpoint now", must be taken together)."""
+    if not _INFO.enabled:
+        return flag
+    device = (torch.device("cuda", torch.cuda.current_device())
+              if dist.get_backend() == "nccl" else torch.device("cpu"))
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def barrier() -> None:

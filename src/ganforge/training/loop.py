@@ -516,20 +516,20 @@ class _Trainer:
                 z = gan.noise(b)[part]  # the global batch's noise, identical on every rank
                 stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b)
                 local_b = float(z.shape[0])
-                # One small reduction per step: global mean losses, and any rank's stop request.
-                red = torch.stack([stats["loss_D"].double() * local_b,
-                                   stats["loss_G"].double() * local_b,
-                                   stats["acc_D"].double() * local_b,
-                                   torch.tensor(local_b, dtype=torch.float64, device=z.device),
-                                   torch.tensor(float(self.stop_signal is not None),
-                                                dtype=torch.float64, device=z.device)])
+                last = i + 1 == self.steps_per_epoch
+                # One small reduction per step: the global mean losses, and the decisions every
+                # rank must take together (stop on a signal, checkpoint now).
+                flags = [float(self.stop_signal is not None),
+                         float(not last and self._checkpoint_due())]
+                red = torch.cat([torch.stack([stats["loss_D"], stats["loss_G"],
+                                              stats["acc_D"]]).double() * local_b,
+                                 torch.tensor([local_b, *flags], dtype=torch.float64,
+                                              device=z.device)])
                 red = distributed.all_reduce_sum(red).cpu()
                 vals = red[:3] / red[3]
                 if not torch.isfinite(vals[:2]).all():
                     raise _Diverged(f"non-finite loss at step {gan.step} (loss_D={vals[0]:.4g}, "
                                     f"loss_G={vals[1]:.4g})")
-                if red[4] > 0 and self.stop_signal is None:
-                    self.stop_signal = "signal on another rank"
                 self.sums += vals * b
                 self.seen += b
                 self.step_in_epoch = i + 1
@@ -540,10 +540,10 @@ class _Trainer:
                     rate = (self.seen - seen_at_start) / max(time.perf_counter() - t0, 1e-9)
                     self.bar.set_postfix(epoch=epoch, loss_D=f"{s[0]:.3f}", loss_G=f"{s[1]:.3f}",
                                          img_s=f"{rate:.0f}")
-                if self.stop_signal:
+                if red[4] > 0:
                     self.save()
-                    raise _StopRequested(self.stop_signal)
-                if i + 1 < self.steps_per_epoch and self._checkpoint_due():
+                    raise _StopRequested(self.stop_signal or "a signal on another rank")
+                if red[5] > 0:
                     self.save()
             if not all(torch.isfinite(p).all() for p in gan.G.parameters()) or \
                     not all(torch.isfinite(p).all() for p in gan.D.parameters()):
@@ -578,7 +578,8 @@ class _Trainer:
                            f"(mean pairwise distance); below health.collapse_ratio="
                            f"{cfg.health.collapse_ratio}: G may be collapsing to few modes")
             ce = cfg.train.checkpoint_every
-            if (ce and epoch % ce == 0) or epoch == cfg.train.epochs or self._checkpoint_due():
+            due = (ce and epoch % ce == 0) or epoch == cfg.train.epochs
+            if due or distributed.agree(self._checkpoint_due()):
                 self.save()
 
 
