@@ -172,7 +172,8 @@ def test_nan_stops_after_max_retries(tmp_path, monkeypatch):
 
 def _alarms(tmp_path, idx_dir, *over):
     res = train(from_preset("mnist-mlp", [f"data.path={idx_dir.parent}", "train.epochs=3",
-                                          "train.batch_size=16", "health.window=10", *over]),
+                                          "train.batch_size=16", "health.window=10",
+                                          "health.warmup_epochs=0", *over]),
                 tmp_path / "r", quiet=True)
     return res.summary["alarms"], [json.loads(x) for x in
                                    (tmp_path / "r" / "alarms.jsonl").read_text().splitlines()]
@@ -192,3 +193,11 @@ def test_alarm_g_loss_divergence(tmp_path, idx_dir):
     kinds, _ = _alarms(tmp_path, idx_dir, "optim_G.lr=1e-7", "optim_D.lr=1e-3",
                        "health.g_loss_limit=3")
     assert "g_loss_divergence" in kinds
+
+
+def test_no_alarm_during_warmup(tmp_path, idx_dir):
+    res = train(from_preset("mnist-mlp", [f"data.path={idx_dir.parent}", "train.epochs=1",
+                                          "train.batch_size=16", "health.window=2",
+                                          "optim_G.lr=5", "optim_D.lr=1e-3"]),
+                tmp_path / "r", quiet=True)
+    assert res.summary["alarms"] == []  # the same provocation alarms after the warm-up epoch

@@ -101,6 +101,7 @@ class EvalConfig:
 
 @dataclass
 class HealthConfig:
+    warmup_epochs: int = 1  # no alarms during the first epochs (every GAN starts unbalanced)
     max_retries: int = 3  # rollbacks after a non-finite loss or weight before stopping
     lr_decay: float = 0.5  # learning rates are multiplied by this at each rollback
     d_acc_limit: float = 0.99  # alarm: D's accuracy over `window` steps stays above this
@@ -232,6 +233,7 @@ def validate(cfg: Config) -> Config:
         if not flat[key] > 0:
             raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
     for key in ("train.threads", "train.checkpoint_every", "eval.every", "health.max_retries",
+                "health.warmup_epochs",
                 "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed", "data.resolution", "data.limit", "data.max_pixels",
                 "data.channels"):
         if flat[key] < 0:

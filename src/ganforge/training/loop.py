@@ -448,7 +448,7 @@ class _Trainer:
         self.acc_window.append(acc)
         if len(self.acc_window) > h.window:
             self.acc_window.pop(0)
-        if len(self.acc_window) == h.window:
+        if len(self.acc_window) == h.window and self.gan.epoch >= h.warmup_epochs:
             mean = sum(self.acc_window) / h.window
             if mean >= h.d_acc_limit and not self.d_alarm_on:
                 self.d_alarm_on = True
@@ -559,7 +559,7 @@ class _Trainer:
                       "examples_per_sec": (self.seen - seen_at_start) / dt, "epoch_seconds": dt,
                       "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.t_start,
                       "lr_G": gan.opt_G.param_groups[0]["lr"], "lr_D": gan.opt_D.param_groups[0]["lr"]}
-            if loss_G > cfg.health.g_loss_limit:
+            if loss_G > cfg.health.g_loss_limit and epoch > cfg.health.warmup_epochs:
                 self.alarm("g_loss_divergence",
                            f"epoch {epoch} mean G loss {loss_G:.2f} exceeds "
                            f"health.g_loss_limit={cfg.health.g_loss_limit}: G is losing badly")
@@ -569,7 +569,9 @@ class _Trainer:
             every = cfg.report.sample_every
             save = epoch == 1 or epoch % every == 0 or epoch == cfg.train.epochs
             diversity = self.reporter.epoch_end(record, save)
-            if diversity is not None and diversity >= cfg.health.collapse_ratio:
+            if epoch <= cfg.health.warmup_epochs:
+                pass
+            elif diversity is not None and diversity >= cfg.health.collapse_ratio:
                 self.collapse_alarm_on = False
             elif diversity is not None and not self.collapse_alarm_on:
                 self.collapse_alarm_on = True
