@@ -84,6 +84,8 @@ def _metric_curves(records: list[dict[str, Any]], title: str) -> bytes | None:
         pts = [(r["epoch"], r[k]) for r in records if k in r]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
         ax.set_title(k.replace("eval_", ""))
+        if k.startswith("eval_") and len(pts) > 1 and min(p[1] for p in pts) > 0:
+            ax.set_yscale("log")  # FID falls by orders of magnitude early on
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
