@@ -96,3 +96,28 @@ def test_fashion_classifier_reaches_91_percent(monkeypatch):
     assert rec["test_accuracy"] >= 0.91
     model, _ = load_classifier("fashion-mnist", train_if_missing=False)
     assert isinstance(model, DomainClassifier)
+
+
+def test_folder_reference_is_not_decoded_when_cached(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from ganforge.evaluate import reference_features
+    import ganforge.evaluate as ev
+
+    for i in range(4):
+        Image.new("RGB", (8, 8), (i * 60, 0, 0)).save(tmp_path / f"{i}.png")
+    cfg = from_preset("pokemon-dcgan", [f"data.path={tmp_path}", "data.resolution=8"])
+
+    class Fake:
+        key = "fake-features"
+
+        def __call__(self, images, desc):
+            return images.float().reshape(len(images), -1).numpy(), None
+
+    f1, _, _, cached1 = reference_features(Fake(), cfg)
+    monkeypatch.setattr(ev, "reference_images", lambda *a, **k: pytest.fail("decoded again"))
+    f2, _, _, cached2 = reference_features(Fake(), cfg)
+    assert (cached1, cached2) == (False, True) and np.array_equal(f1, f2)
+    monkeypatch.undo()
+    Image.new("RGB", (8, 8)).save(tmp_path / "new.png")  # a changed folder is a new reference
+    assert reference_features(Fake(), cfg)[3] is False

@@ -59,10 +59,7 @@ def reference_images(cfg: Config, n: int | None = None) -> tuple[torch.Tensor, t
     elif cfg.data.name == "folder":
         ds = load_dataset(cfg.data)
         x, y = ds.data, ds.labels
-        folder = Path(cfg.data.path).resolve()
-        ident = {"dataset": "folder", "path": str(folder), "files": len(x),
-                 "mtime": folder.stat().st_mtime, "resolution": cfg.data.resolution,
-                 "channels": cfg.data.channels}
+        ident = folder_ident(cfg)
     else:
         raise GanforgeError(f"no image reference for data.name={cfg.data.name}")
     if n is not None and n < len(x):
@@ -70,6 +67,21 @@ def reference_images(cfg: Config, n: int | None = None) -> tuple[torch.Tensor, t
         y = None if y is None else y[:n]
     ident["n"] = int(len(x))
     return x, y, ident
+
+
+def folder_ident(cfg: Config) -> dict:
+    """What identifies an image folder's reference without decoding it: its files, their sizes
+    and modification times, and the resolution/channels/limit they are decoded at."""
+    from .data.images import scan_folder
+
+    files, _, _ = scan_folder(cfg.data.path)
+    stamp = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        stamp.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return {"dataset": "folder", "path": str(Path(cfg.data.path).resolve()), "files": len(files),
+            "stamp": stamp.hexdigest(), "resolution": cfg.data.resolution,
+            "channels": cfg.data.channels, "limit": cfg.data.limit}
 
 
 def _cache_path(ident: dict, extractor_key: str) -> Path:
@@ -130,7 +142,18 @@ class FeatureExtractor:
 
 def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None = None
                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
-    """(features, probs, labels, from_cache) of the real images, cached on disk."""
+    """(features, probs, labels, from_cache) of the real images, cached on disk. An image folder
+    is not decoded at all when its features are cached."""
+    if cfg.data.name == "folder":
+        ident = {**folder_ident(cfg), "n": n}
+        path = _cache_path(ident, extractor.key)
+        if path.is_file():
+            z = np.load(path)
+            return z["features"], None, None, True
+        images, _, _ = reference_images(cfg, n)
+        feats, _ = extractor(images, "reference features")
+        _save_npz_atomic(path, features=feats)
+        return feats, None, None, False
     images, labels, ident = reference_images(cfg, n)
     path = _cache_path(ident, extractor.key)
     lab = None if labels is None else labels.numpy()
