@@ -445,10 +445,12 @@ class _Trainer:
 
     def _watch_d(self, acc: float) -> None:
         h = self.cfg.health
+        if self.gan.epoch < h.warmup_epochs:
+            return  # the window only holds steps after the warm-up
         self.acc_window.append(acc)
         if len(self.acc_window) > h.window:
             self.acc_window.pop(0)
-        if len(self.acc_window) == h.window and self.gan.epoch >= h.warmup_epochs:
+        if len(self.acc_window) == h.window:
             mean = sum(self.acc_window) / h.window
             if mean >= h.d_acc_limit and not self.d_alarm_on:
                 self.d_alarm_on = True
