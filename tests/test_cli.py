@@ -122,8 +122,6 @@ def test_sample_points_from_the_toy(tmp_path):
 
 
 def test_checkpoint_refuses_code(tmp_path, capsys):
-    import pickle
-
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
@@ -133,4 +131,3 @@ def test_checkpoint_refuses_code(tmp_path, capsys):
     assert main(["sample", str(bad), "--out", str(tmp_path / "x.png")]) == 2
     captured = capsys.readouterr()
     assert "refused" in captured.err and "pwned" not in captured.out
-    del pickle

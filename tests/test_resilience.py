@@ -132,8 +132,6 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 
 def test_nan_rolls_back_with_lower_learning_rate(tmp_path, monkeypatch):
-    import ganforge.training.loop as loop
-
     original = GAN.train_step
     hits = []
 
@@ -152,7 +150,6 @@ def test_nan_rolls_back_with_lower_learning_rate(tmp_path, monkeypatch):
     assert rec["lr_D"] == pytest.approx(0.025) and rec["lr_G"] == pytest.approx(0.0025)
     alarm = json.loads((tmp_path / "r" / "alarms.jsonl").read_text().splitlines()[0])
     assert "rolled back to step 50" in alarm["message"]
-    del loop
 
 
 def test_nan_stops_after_max_retries(tmp_path, monkeypatch):

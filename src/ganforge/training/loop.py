@@ -14,6 +14,7 @@ import random
 import shutil
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,7 @@ class _Reporter:
         from ..report.tensorboard import TensorBoardLogger
 
         self.main = distributed.is_main()  # only the main process writes files and prints
+        self.curve_drawn = 0.0
         self.tb = TensorBoardLogger(run_dir, cfg.report.tensorboard if self.main else "off")
         if self.main:
             (run_dir / "samples").mkdir(exist_ok=True)
@@ -273,9 +275,13 @@ class _Reporter:
         self.tb.scalars(record)
         self.metrics_file.write(json.dumps(record) + "\n")
         self.metrics_file.flush()
-        loss_curve(self.records, self.run_dir / "loss_curve.png", title=self.cfg.name)
+        # Redrawing the curve costs ~0.1 s: do it with each grid, at the end, or every 10 s.
+        last = record["epoch"] == self.cfg.train.epochs
+        if save_samples or last or time.perf_counter() - self.curve_drawn > 10:
+            loss_curve(self.records, self.run_dir / "loss_curve.png", title=self.cfg.name)
+            self.curve_drawn = time.perf_counter()
         if save_samples:
-            png = self.samples(record["epoch"])
+            png = self.samples(record["epoch"], fake)
             self.tb.image("samples" if self.dataset.is_image else "scatter", png,
                           record["images_seen"])
         if not self.quiet:
@@ -288,8 +294,8 @@ class _Reporter:
             )
         return diversity
 
-    def samples(self, epoch: int) -> Path:
-        out = self.gan.generate(self.fixed_z)
+    def samples(self, epoch: int, out: torch.Tensor) -> Path:
+        """Write the grid (or scatter) of ``out``, the generator's fixed-noise samples."""
         name = run_path(self.run_dir, "samples", f"epoch_{epoch:04d}.png")
         if self.dataset.is_image:
             save_grid(to_uint8(out), name, self.cfg.report.grid_rows, self.cfg.report.grid_cols)
@@ -379,7 +385,7 @@ class _Trainer:
         self.seen = 0
         self.retries = 0
         self.elapsed_before = 0.0
-        self.acc_window: list[float] = []
+        self.acc_window: deque[float] = deque(maxlen=cfg.health.window)
         self.d_alarm_on = False
         self.collapse_alarm_on = False
         self.stop_signal: str | None = None
@@ -448,8 +454,6 @@ class _Trainer:
         if self.gan.epoch < h.warmup_epochs:
             return  # the window only holds steps after the warm-up
         self.acc_window.append(acc)
-        if len(self.acc_window) > h.window:
-            self.acc_window.pop(0)
         if len(self.acc_window) == h.window:
             mean = sum(self.acc_window) / h.window
             if mean >= h.d_acc_limit and not self.d_alarm_on:
