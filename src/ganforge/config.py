@@ -46,12 +46,21 @@ class ModelConfig:
     # dcgan: conv/linear weights ~ N(0, init_std), BatchNorm gamma ~ N(1, init_std), biases 0;
     # glorot: Keras' default (Glorot-uniform weights, zero biases); torch: PyTorch's defaults
     init_std: float = 0.02
+    d_norm: str = "batch"  # DCGAN discriminator: batch (d2l) | none (for spectral norm, GP, R1)
+    spectral_norm_d: bool = False  # spectral normalisation of every D layer (Miyato et al. 2018)
+    spectral_norm_g: bool = False  # ... and of G's layers (SAGAN, BigGAN)
+    conditional: bool = False  # class-conditional: conditional BatchNorm in G, projection D
+    num_classes: int = 0  # filled from the dataset's labels when conditional
+    d_hidden: int = 0  # toy D: hidden width of both layers; 0 = the seed's 5 and 3
 
 
 @dataclass
 class LossConfig:
-    name: str = "nonsaturating"
+    name: str = "nonsaturating"  # nonsaturating | hinge | wgan-gp | lsgan
     real_label: float = 1.0  # < 1 is one-sided label smoothing (the tutorial uses 0.9)
+    gp_weight: float = 10.0  # wgan-gp: lambda of the gradient penalty
+    r1_gamma: float = 0.0  # R1 penalty gamma/2 * E||grad D(x)||^2 on real data; 0 = off
+    r1_every: int = 16  # lazy R1: every k D steps, scaled by k (StyleGAN2)
 
 
 @dataclass
@@ -76,6 +85,10 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + loss scaling)
     channels_last: bool = False  # NHWC memory format for image models
     compile: bool = False  # torch.compile the forward passes
+    ema_kimg: float = 0.0  # G_ema half-life in thousands of images; 0 = no G_ema
+    ema_rampup: float = 0.05  # half-life <= this share of the images seen so far (0 = off)
+    augment: str = ""  # DiffAugment policy for D's inputs, e.g. translation,cutout,color
+    lr_schedule: str = "constant"  # constant | linear (both learning rates decay to 0 at the end)
     checkpoint_every: int = 1  # epochs between checkpoints (crash safety); 0 = only at the end
     checkpoint_steps: int = 0  # also every N steps inside an epoch; 0 = off
     checkpoint_minutes: float = 10.0  # also when this much time passed since the last one; 0 = off
@@ -211,7 +224,9 @@ _CHOICES = {
     "model.arch": ("toy", "mlp", "dcgan"),
     "model.d_activation": ("leaky_relu", "relu"),
     "model.init": ("d2l", "dcgan", "glorot", "torch"),
-    "loss.name": ("nonsaturating",),
+    "loss.name": ("nonsaturating", "hinge", "wgan-gp", "lsgan"),
+    "model.d_norm": ("batch", "none"),
+    "train.lr_schedule": ("constant", "linear"),
     "eval.features": ("classifier", "inception"),
     "report.tensorboard": ("auto", "on", "off"),
     "train.precision": ("fp32", "bf16", "fp16"),
@@ -234,12 +249,40 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
     for key in ("train.threads", "train.checkpoint_every", "eval.every", "health.max_retries",
                 "health.warmup_epochs",
-                "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed", "data.resolution", "data.limit", "data.max_pixels",
-                "data.channels"):
+                "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed",
+                "data.resolution", "data.limit", "data.max_pixels", "data.channels",
+                "train.ema_kimg", "train.ema_rampup", "loss.gp_weight", "loss.r1_gamma",
+                "model.num_classes", "model.d_hidden"):
         if flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")
     if not 0.0 < cfg.loss.real_label <= 1.0:
         raise ConfigError(f"loss.real_label must be in (0, 1], got {cfg.loss.real_label}")
+    if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wgan-gp"):
+        raise ConfigError(f"loss.real_label={cfg.loss.real_label} (label smoothing) applies to the "
+                          f"nonsaturating and lsgan losses, not to {cfg.loss.name}; set "
+                          "loss.real_label=1")
+    if cfg.loss.r1_every < 1:
+        raise ConfigError(f"loss.r1_every must be >= 1, got {cfg.loss.r1_every}")
+    uses_input_grads = cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0
+    if uses_input_grads and cfg.model.arch == "dcgan" and cfg.model.d_norm == "batch":
+        raise ConfigError("gradient penalties (loss.name=wgan-gp, loss.r1_gamma > 0) are per-sample "
+                          "and BatchNorm mixes the samples of a batch: set model.d_norm=none")
+    if cfg.model.conditional and cfg.model.arch != "dcgan":
+        raise ConfigError(f"model.conditional=true needs model.arch=dcgan (conditional BatchNorm "
+                          f"and a projection discriminator); got model.arch={cfg.model.arch}")
+    if cfg.model.conditional and cfg.data.name == "gaussian2d":
+        raise ConfigError("model.conditional=true needs labelled data (mnist, fashion-mnist or an "
+                          "image folder with class sub-folders)")
+    if cfg.train.augment:
+        from .augment import parse_policy
+
+        try:
+            parse_policy(cfg.train.augment)
+        except ValueError as e:
+            raise ConfigError(f"train.augment: {e}") from None
+        if cfg.data.name == "gaussian2d":
+            raise ConfigError("train.augment (DiffAugment) is for images; leave it empty for "
+                              "gaussian2d")
     if cfg.data.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.data.channels}")
     res = cfg.data.resolution

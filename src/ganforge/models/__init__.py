@@ -5,18 +5,19 @@ from __future__ import annotations
 from torch import nn
 
 from ..config import ModelConfig
-from .blocks import D_block, G_block, init_weights
+from .blocks import D_block, G_block, apply_spectral_norm, init_weights
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .toy import ToyDiscriminator, ToyGenerator
 
-__all__ = ["build_models", "init_weights", "G_block", "D_block", "DCGANGenerator",
+__all__ = ["build_models", "init_weights", "apply_spectral_norm", "G_block", "D_block", "DCGANGenerator",
            "DCGANDiscriminator", "MLPGenerator", "MLPDiscriminator", "ToyGenerator",
            "ToyDiscriminator", "ARCHITECTURES"]
 
 
 def _toy(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    return ToyGenerator(cfg.z_dim, shape[0]), ToyDiscriminator(shape[0])
+    hidden = (cfg.d_hidden, cfg.d_hidden) if cfg.d_hidden else (5, 3)
+    return ToyGenerator(cfg.z_dim, shape[0]), ToyDiscriminator(shape[0], hidden)
 
 
 def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -28,8 +29,12 @@ def _dcgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modu
     c, h, w = shape
     if h != w:
         raise ValueError(f"DCGAN needs square images, got {h}x{w}")
-    return (DCGANGenerator(cfg.z_dim, c, h, cfg.g_width),
-            DCGANDiscriminator(c, h, cfg.d_width, cfg.leaky_slope, cfg.d_activation))
+    classes = cfg.num_classes if cfg.conditional else 0
+    if cfg.conditional and classes < 2:
+        raise ValueError(f"a class-conditional model needs at least 2 classes, got {classes}")
+    return (DCGANGenerator(cfg.z_dim, c, h, cfg.g_width, num_classes=classes),
+            DCGANDiscriminator(c, h, cfg.d_width, cfg.leaky_slope, cfg.d_activation,
+                               norm=cfg.d_norm, num_classes=classes))
 
 
 ARCHITECTURES = {"toy": _toy, "mlp": _mlp, "dcgan": _dcgan}
@@ -40,4 +45,8 @@ def build_models(cfg: ModelConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Mo
     G, D = ARCHITECTURES[cfg.arch](cfg, tuple(sample_shape))
     init_weights(G, cfg.init, cfg.init_std)
     init_weights(D, cfg.init, cfg.init_std)
+    if cfg.spectral_norm_g:
+        apply_spectral_norm(G)
+    if cfg.spectral_norm_d:
+        apply_spectral_norm(D)
     return G, D

@@ -1,7 +1,11 @@
-"""The d2l DCGAN, generalised from 64x64 to any power-of-two resolution >= 8.
+"""The d2l DCGAN, generalised from 64x64 to any power-of-two resolution >= 8, optionally
+class-conditional.
 
 At 64x64 with n_G = n_D = 64 and latent 100 the layers are exactly d2l's; at 32x32 (MNIST-like data
-padded from 28x28) the same family drops one block from each network.
+padded from 28x28) the same family drops one block from each network. With ``num_classes > 0`` the
+generator's BatchNorms become class-conditional and the discriminator gains a projection term
+(Miyato & Koyama 2018): ``logit = psi(phi(x)) + <embed(y), phi(x)>`` with ``phi`` its last
+feature map summed over space.
 """
 
 from __future__ import annotations
@@ -18,18 +22,25 @@ def _check_resolution(resolution: int) -> int:
     return resolution.bit_length() - 1  # log2
 
 
+def _check_labels(y: torch.Tensor | None, num_classes: int) -> None:
+    if num_classes and y is None:
+        raise ValueError(f"this model is class-conditional ({num_classes} classes): pass labels y")
+
+
 class DCGANGenerator(nn.Module):
-    """z (N, z_dim) or (N, z_dim, 1, 1) -> image (N, C, R, R) in (-1, 1)."""
+    """z (N, z_dim) or (N, z_dim, 1, 1) [+ labels y (N,) int64] -> image (N, C, R, R) in (-1, 1)."""
 
     def __init__(self, z_dim: int = 100, img_channels: int = 3, img_resolution: int = 64,
-                 width: int = 64) -> None:
+                 width: int = 64, num_classes: int = 0) -> None:
         super().__init__()
         self.z_dim = z_dim
+        self.num_classes = num_classes
         n_up = _check_resolution(img_resolution) - 3  # 4x4 -> R/2 in stride-2 blocks
         ch = width * 2 ** n_up  # 64x64: 64 * 8 channels at 4x4, as in d2l
-        layers: list[nn.Module] = [G_block(ch, in_channels=z_dim, strides=1, padding=0)]
+        layers: list[nn.Module] = [G_block(ch, in_channels=z_dim, strides=1, padding=0,
+                                           num_classes=num_classes)]
         for _ in range(n_up):
-            layers.append(G_block(ch // 2, in_channels=ch))
+            layers.append(G_block(ch // 2, in_channels=ch, num_classes=num_classes))
             ch //= 2
         layers += [
             nn.ConvTranspose2d(ch, img_channels, kernel_size=4, stride=2, padding=1, bias=False),
@@ -37,24 +48,40 @@ class DCGANGenerator(nn.Module):
         ]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], -1, 1, 1))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = z.view(z.shape[0], -1, 1, 1)
+        if not self.num_classes:
+            return self.net(h)
+        _check_labels(y, self.num_classes)
+        for layer in self.net:
+            h = layer(h, y) if isinstance(layer, G_block) else layer(h)
+        return h
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (N, C, R, R) -> logits (N, 1, 1, 1)."""
+    """image (N, C, R, R) [+ labels y (N,) int64] -> logits (N, 1, 1, 1)."""
 
     def __init__(self, img_channels: int = 3, img_resolution: int = 64, width: int = 64,
-                 alpha: float = 0.2, act: str = "leaky_relu") -> None:
+                 alpha: float = 0.2, act: str = "leaky_relu", norm: str = "batch",
+                 num_classes: int = 0) -> None:
         super().__init__()
+        self.num_classes = num_classes
         n_down = _check_resolution(img_resolution) - 2  # R -> 4x4
-        layers: list[nn.Module] = [D_block(width, in_channels=img_channels, alpha=alpha, act=act)]
+        layers: list[nn.Module] = [D_block(width, in_channels=img_channels, alpha=alpha, act=act,
+                                           norm=norm)]
         ch = width
         for _ in range(n_down - 1):
-            layers.append(D_block(ch * 2, in_channels=ch, alpha=alpha, act=act))
+            layers.append(D_block(ch * 2, in_channels=ch, alpha=alpha, act=act, norm=norm))
             ch *= 2
         layers.append(nn.Conv2d(ch, 1, kernel_size=4, bias=False))
         self.net = nn.Sequential(*layers)
+        self.embed = nn.Embedding(num_classes, ch) if num_classes else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is None:
+            return self.net(x)
+        _check_labels(y, self.num_classes)
+        features = self.net[:-1](x)
+        logits = self.net[-1](features)
+        projection = (self.embed(y) * features.sum((2, 3))).sum(1)
+        return logits + projection.view(-1, 1, 1, 1)

@@ -30,7 +30,7 @@ class MLPGenerator(nn.Module):
             nn.Linear(256, math.prod(self.img_shape)), nn.Tanh(),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z.flatten(1)).view(-1, *self.img_shape)
 
 
@@ -48,5 +48,5 @@ class MLPDiscriminator(nn.Module):
             nn.Linear(128, 1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x)

@@ -14,18 +14,20 @@ class ToyGenerator(nn.Module):
         self.z_dim = z_dim
         self.net = nn.Linear(z_dim, data_dim)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z)
 
 
 class ToyDiscriminator(nn.Module):
-    """D = data_dim -> 5 (tanh) -> 3 (tanh) -> 1 logit; output (N, 1)."""
+    """D = data_dim -> 5 (tanh) -> 3 (tanh) -> 1 logit; output (N, 1). ``hidden`` changes the
+    two hidden widths (the seed's are 5 and 3)."""
 
-    def __init__(self, data_dim: int = 2) -> None:
+    def __init__(self, data_dim: int = 2, hidden: tuple[int, int] = (5, 3)) -> None:
         super().__init__()
+        h1, h2 = hidden
         self.net = nn.Sequential(
-            nn.Linear(data_dim, 5), nn.Tanh(), nn.Linear(5, 3), nn.Tanh(), nn.Linear(3, 1)
+            nn.Linear(data_dim, h1), nn.Tanh(), nn.Linear(h1, h2), nn.Tanh(), nn.Linear(h2, 1)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x)

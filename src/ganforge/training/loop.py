@@ -1,8 +1,9 @@
 """The one training engine, for every model from the 2-D toy to the DCGAN.
 
-Each step: D on the real batch and on a *detached* fake batch, then G with the non-saturating loss
-on the *same* fake batch (the seeds recompute it; reusing it saves one G forward per step), with D's
-parameters frozen during G's backward so no gradient is computed for them.
+Each step: D on the real batch and on a *detached* fake batch (plus the configured penalty: WGAN-GP,
+lazy R1), then G on the *same* fake batch (the seeds recompute it; reusing it saves one G forward
+per step), with D's parameters frozen during G's backward so no gradient is computed for them;
+then the G_ema update. DiffAugment, when on, sits in front of every D call.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from .. import __version__, distributed
 from ..config import Config, OptimizerConfig, validate
 from ..data import GAUSSIAN_A, GAUSSIAN_B, InMemoryDataset, load_dataset
 from ..errors import GanforgeError, describe_state_dict_error
-from ..losses import LOSSES, d_accuracy
+from ..augment import diff_augment, parse_policy
+from ..losses import DECISION_THRESHOLD, LOSSES, d_accuracy, gradient_penalty, r1_penalty
 from ..models import build_models
 from ..report import loss_curve, save_grid, scatter_2d, to_uint8
 from .checkpoint import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, run_path, save_checkpoint
+from .ema import EMA
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,7 +80,7 @@ def prepare_run_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
 
 
 class GAN:
-    """G, D, their optimizers and the step counters; ``train_step`` is the whole update."""
+    """G, D, G_ema, their optimizers and the step counters; ``train_step`` is the whole update."""
 
     def __init__(self, cfg: Config, sample_shape: tuple[int, ...], device: torch.device) -> None:
         self.cfg = cfg
@@ -99,6 +102,8 @@ class GAN:
             self.D.to(memory_format=torch.channels_last)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels
+        self.ema = EMA(self.G, t.ema_kimg, t.ema_rampup) if t.ema_kimg > 0 else None
+        self.augment = parse_policy(t.augment) if t.augment else []
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
         # fp16 needs loss scaling; one scaler per network since their backward passes are separate.
         self.scaler_D = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
@@ -109,34 +114,60 @@ class GAN:
         self.opt_G = make_optimizer(self.G.parameters(), cfg.optim_G)
         self.opt_D = make_optimizer(self.D.parameters(), cfg.optim_D)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss.name]
+        self.threshold = DECISION_THRESHOLD[cfg.loss.name]
         self.step = 0
         self.epoch = 0
         self.images_seen = 0
+
+    @property
+    def G_sample(self) -> nn.Module:
+        """The generator to sample and evaluate with: G_ema when the run keeps one."""
+        return self.ema.G_ema if self.ema is not None else self.G
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         gen_device = "cpu" if generator is not None else self.device
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=gen_device)
         return z.to(self.device)
 
-    def train_step(self, real: torch.Tensor, z: torch.Tensor | None = None, weight: float = 1.0,
-                   global_n: int | None = None) -> dict[str, torch.Tensor]:
-        """One D update then one G update on ``real`` (float, on ``self.device``).
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """D on ``x`` after DiffAugment (when on), as float32 logits."""
+        if self.augment:
+            x = diff_augment(x, self.augment)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        return (self.D_fwd(x) if y is None else self.D_fwd(x, y)).float()
 
-        Under torchrun, ``real`` and ``z`` are this rank's part of the global batch of
+    def train_step(self, real: torch.Tensor, z: torch.Tensor | None = None, weight: float = 1.0,
+                   global_n: int | None = None, y: torch.Tensor | None = None
+                   ) -> dict[str, torch.Tensor]:
+        """One D update then one G update on ``real`` (float, on ``self.device``), with class
+        labels ``y`` for conditional models (the fake batch uses the same labels, so generated
+        classes follow the data's class frequencies).
+
+        Under torchrun, ``real``, ``z`` and ``y`` are this rank's part of the global batch of
         ``global_n`` examples and ``weight`` its share (see :func:`distributed.shard`); gradients
         are averaged over the ranks before each optimizer step.
         """
-        G, D = self.G_fwd, self.D_fwd
+        lc = self.cfg.loss
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
+        r1_now = lc.r1_gamma > 0 and self.step % lc.r1_every == 0
+        if r1_now:
+            real = real.detach().requires_grad_(True)
         with self._autocast():
-            fake = G(self.noise(real.shape[0]) if z is None else z)
+            z = self.noise(real.shape[0]) if z is None else z
+            fake = self.G_fwd(z) if y is None else self.G_fwd(z, y)
             # Discriminator: real vs detached fake.
-            real_logits = D(real).float()
-            fake_logits = D(fake.detach()).float()
-            loss_D = self.d_loss_fn(real_logits, fake_logits, self.cfg.loss.real_label)
+            real_logits = self._D(real, y)
+            fake_logits = self._D(fake.detach(), y)
+            loss_D = self.d_loss_fn(real_logits, fake_logits, lc.real_label)
+            penalty = loss_D.new_zeros(())
+            if lc.name == "wgan-gp":
+                penalty = lc.gp_weight * gradient_penalty(lambda x: self._D(x, y), real, fake)
+            if r1_now:  # lazy regularisation: every r1_every steps, weighted by r1_every
+                penalty = penalty + (lc.r1_gamma / 2 * lc.r1_every) * r1_penalty(real, real_logits)
         self.opt_D.zero_grad(set_to_none=True)
-        self.scaler_D.scale(loss_D).backward()
+        self.scaler_D.scale(loss_D + penalty).backward()
         distributed.average_gradients(self.D, weight)
         self.scaler_D.step(self.opt_D)
         self.scaler_D.update()
@@ -144,7 +175,7 @@ class GAN:
         # Generator: the same fake batch through the updated D; D's weights get no gradient.
         self.D.requires_grad_(False)
         with self._autocast():
-            loss_G = self.g_loss_fn(D(fake).float())
+            loss_G = self.g_loss_fn(self._D(fake, y))
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler_G.scale(loss_G).backward()
         distributed.average_gradients(self.G, weight)
@@ -153,27 +184,37 @@ class GAN:
         self.D.requires_grad_(True)
 
         self.step += 1
-        self.images_seen += real.shape[0] if global_n is None else global_n
+        batch = real.shape[0] if global_n is None else global_n
+        self.images_seen += batch
+        if self.ema is not None:
+            self.ema.update(self.G, batch, self.images_seen)
+        real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
+        threshold = self.threshold
+        if threshold is None:  # a critic's scale drifts: split at the midpoint of the means
+            threshold = (real_logits.mean() + fake_logits.mean()) / 2
         return {"loss_D": loss_D.detach(), "loss_G": loss_G.detach(),
-                "acc_D": d_accuracy(real_logits.detach(), fake_logits.detach())}
+                "acc_D": d_accuracy(real_logits, fake_logits, threshold),
+                "penalty": penalty.detach()}
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype,
                               enabled=self.amp_dtype is not None)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """G in eval mode (BatchNorm uses its running statistics), so a sample depends on its
-        own noise only, never on the rest of the batch."""
-        was_training = self.G.training
-        self.G.eval()
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples of G_ema (or G) in eval mode (BatchNorm uses its running statistics), so a
+        sample depends on its own noise only, never on the rest of the batch."""
+        G = self.G_sample
+        was_training = G.training
+        G.eval()
         try:
-            return self.G(z.to(self.device))
+            z = z.to(self.device)
+            return G(z) if y is None else G(z, y.to(self.device))
         finally:
-            self.G.train(was_training)
+            G.train(was_training)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(),
@@ -187,7 +228,9 @@ class GAN:
             "sample_shape": list(self.sample_shape),
             "ganforge_version": __version__,
         }
-
+        if self.ema is not None:
+            state["G_ema"] = self.ema.G_ema.state_dict()
+        return state
 
 
 def _mean_pairwise_distance(x: torch.Tensor) -> float:
@@ -236,6 +279,10 @@ class _Reporter:
         n = (cfg.report.grid_rows * cfg.report.grid_cols if dataset.is_image
              else cfg.report.scatter_points)
         self.fixed_z = gan.noise(n, generator=gen)
+        # Conditional models: class k in column k of the grid (cycling when there are more).
+        classes = cfg.model.num_classes if cfg.model.conditional else 0
+        self.fixed_y = (torch.arange(n, device=gan.device) % cfg.report.grid_cols % classes
+                        if classes else None)
         self.extractor = None
         self.best: tuple[int, float, str] | None = None
         self.alarms: list[dict[str, Any]] = []
@@ -264,7 +311,7 @@ class _Reporter:
 
     def epoch_end(self, record: dict[str, Any], save_samples: bool) -> float | None:
         """Log the epoch; returns the fixed-noise sample diversity relative to real data."""
-        fake = self.gan.generate(self.fixed_z)
+        fake = self.gan.generate(self.fixed_z, self.fixed_y)
         diversity = None
         if self.real_diversity > 0:
             diversity = _mean_pairwise_distance(fake) / self.real_diversity
@@ -316,7 +363,7 @@ class _Reporter:
         if self.extractor is None and cfg.data.name != "gaussian2d":
             self.extractor = FeatureExtractor(cfg.eval.features, cfg, str(self.gan.device), None,
                                         progress=False)
-        res = evaluate_generator(self.gan.G, cfg, metrics=("fid",), n=cfg.eval.n,
+        res = evaluate_generator(self.gan.G_sample, cfg, metrics=("fid",), n=cfg.eval.n,
                                  device=str(self.gan.device), seed=cfg.train.seed,
                                  progress=False, extractor=self.extractor)
         key = "eval_w2" if "w2" in res else f"eval_fid_{res['features']}"
@@ -381,7 +428,8 @@ class _Trainer:
         # Position inside the current epoch (all zero at an epoch boundary).
         self.epoch_start_order = self.order_gen.get_state()
         self.step_in_epoch = 0
-        self.sums = torch.zeros(3, dtype=torch.float64)
+        self.sums = torch.zeros(4, dtype=torch.float64)  # loss_D, loss_G, acc_D, penalty
+        self.lr_scale = 1.0  # lowered by rollbacks
         self.seen = 0
         self.retries = 0
         self.elapsed_before = 0.0
@@ -404,6 +452,7 @@ class _Trainer:
                           "step_in_epoch": self.step_in_epoch, "sums": self.sums.clone(),
                           "seen": self.seen, "retries": self.retries,
                           "elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
+                          "lr_scale": self.lr_scale,
                           "lr_G": self.gan.opt_G.param_groups[0]["lr"],
                           "lr_D": self.gan.opt_D.param_groups[0]["lr"],
                           "best": list(self.reporter.best) if self.reporter.best else None}
@@ -429,7 +478,14 @@ class _Trainer:
         pos = st["position"]
         self.epoch_start_order = pos["epoch_start_order"]
         self.order_gen.set_state(pos["order_gen"])
-        self.step_in_epoch, self.sums, self.seen = pos["step_in_epoch"], pos["sums"].clone(), pos["seen"]
+        self.step_in_epoch, self.seen = pos["step_in_epoch"], pos["seen"]
+        self.sums = torch.zeros(4, dtype=torch.float64)
+        self.sums[: len(pos["sums"])] = pos["sums"]  # checkpoints before 0.2 kept three sums
+        self.lr_scale = pos.get("lr_scale", 1.0)
+        if g.ema is not None:
+            if "G_ema" not in st:
+                raise KeyError("G_ema (the checkpoint has no G_ema; train.ema_kimg was 0)")
+            g.ema.G_ema.load_state_dict(st["G_ema"])
         self.retries = pos["retries"]
         self.elapsed_before = pos["elapsed"]
         if pos.get("best"):
@@ -449,10 +505,16 @@ class _Trainer:
         if not self.quiet:
             tqdm.write(f"ALARM [{kind}] step {self.gan.step}: {message}", file=sys.stderr)
 
+    def _set_lr(self, factor: float) -> None:
+        """Learning rates = configured x rollback scale x schedule ``factor``."""
+        for opt, oc in ((self.gan.opt_G, self.cfg.optim_G), (self.gan.opt_D, self.cfg.optim_D)):
+            for group in opt.param_groups:
+                group["lr"] = oc.lr * self.lr_scale * max(factor, 0.0)
+
     def _watch_d(self, acc: float) -> None:
         h = self.cfg.health
-        if self.gan.epoch < h.warmup_epochs:
-            return  # the window only holds steps after the warm-up
+        if self.gan.epoch < h.warmup_epochs or self.gan.threshold is None:
+            return  # the window only holds steps after the warm-up; a critic has no accuracy
         self.acc_window.append(acc)
         if len(self.acc_window) == h.window:
             mean = sum(self.acc_window) / h.window
@@ -480,9 +542,9 @@ class _Trainer:
         retries = self.retries
         self.restore(load_checkpoint(ckpt, map_location=self.gan.device))
         self.retries = retries
-        for opt in (self.gan.opt_G, self.gan.opt_D):
-            for group in opt.param_groups:
-                group["lr"] *= h.lr_decay
+        self.lr_scale = h.lr_decay ** retries
+        self._set_lr(1.0 if self.cfg.train.lr_schedule == "constant" else
+                     1.0 - self.gan.step / (self.cfg.train.epochs * self.steps_per_epoch))
         lr_g, lr_d = self.gan.opt_G.param_groups[0]["lr"], self.gan.opt_D.param_groups[0]["lr"]
         self.alarm("rollback", f"{reason}; rolled back to step {self.gan.step} with learning rates "
                                f"lowered to lr_G={lr_g:.3g}, lr_D={lr_d:.3g} "
@@ -520,19 +582,22 @@ class _Trainer:
                 b = idx.numel()
                 part, weight = distributed.shard(idx)
                 z = gan.noise(b)[part]  # the global batch's noise, identical on every rank
-                stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b)
+                if cfg.train.lr_schedule == "linear":
+                    self._set_lr(1.0 - gan.step / (cfg.train.epochs * self.steps_per_epoch))
+                y = ds.labels[idx[part]] if cfg.model.conditional else None
+                stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b, y=y)
                 local_b = float(z.shape[0])
                 last = i + 1 == self.steps_per_epoch
                 # One small reduction per step: the global mean losses, and the decisions every
                 # rank must take together (stop on a signal, checkpoint now).
                 flags = [float(self.stop_signal is not None),
                          float(not last and self._checkpoint_due())]
-                red = torch.cat([torch.stack([stats["loss_D"], stats["loss_G"],
-                                              stats["acc_D"]]).double() * local_b,
+                red = torch.cat([torch.stack([stats["loss_D"], stats["loss_G"], stats["acc_D"],
+                                              stats["penalty"]]).double() * local_b,
                                  torch.tensor([local_b, *flags], dtype=torch.float64,
                                               device=z.device)])
                 red = distributed.all_reduce_sum(red).cpu()
-                vals = red[:3] / red[3]
+                vals = red[:4] / red[4]
                 if not torch.isfinite(vals[:2]).all():
                     raise _Diverged(f"non-finite loss at step {gan.step} (loss_D={vals[0]:.4g}, "
                                     f"loss_G={vals[1]:.4g})")
@@ -546,10 +611,10 @@ class _Trainer:
                     rate = (self.seen - seen_at_start) / max(time.perf_counter() - t0, 1e-9)
                     self.bar.set_postfix(epoch=epoch, loss_D=f"{s[0]:.3f}", loss_G=f"{s[1]:.3f}",
                                          img_s=f"{rate:.0f}")
-                if red[4] > 0:
+                if red[5] > 0:
                     self.save()
                     raise _StopRequested(self.stop_signal or "a signal on another rank")
-                if red[5] > 0:
+                if red[6] > 0:
                     self.save()
             if not all(torch.isfinite(p).all() for p in gan.G.parameters()) or \
                     not all(torch.isfinite(p).all() for p in gan.D.parameters()):
@@ -559,12 +624,14 @@ class _Trainer:
             dt = time.perf_counter() - t0
             gan.epoch = epoch
             self.step_in_epoch = 0
-            loss_D, loss_G, acc_D = (self.sums / self.seen).tolist()
+            loss_D, loss_G, acc_D, penalty = (self.sums / self.seen).tolist()
             record = {"epoch": epoch, "step": gan.step, "images_seen": gan.images_seen,
                       "loss_D": loss_D, "loss_G": loss_G, "acc_D": acc_D,
                       "examples_per_sec": (self.seen - seen_at_start) / dt, "epoch_seconds": dt,
                       "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.t_start,
                       "lr_G": gan.opt_G.param_groups[0]["lr"], "lr_D": gan.opt_D.param_groups[0]["lr"]}
+            if cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0:
+                record["penalty_D"] = penalty
             if loss_G > cfg.health.g_loss_limit and epoch > cfg.health.warmup_epochs:
                 self.alarm("g_loss_divergence",
                            f"epoch {epoch} mean G loss {loss_G:.2f} exceeds "
@@ -640,6 +707,16 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
         for stale in run_dir.glob(".*.tmp"):  # half-written files of a killed process
             stale.unlink()
     dataset = load_dataset(cfg.data, seed=cfg.train.seed, progress=progress and not quiet)
+    if cfg.model.conditional:
+        classes = len(dataset.class_names)
+        if dataset.labels is None or classes < 2:
+            raise GanforgeError(
+                f"model.conditional=true needs at least 2 classes, but {cfg.data.path or cfg.data.name} "
+                f"has {classes}; image folders give classes by sub-folder (DIR/<class>/*.png)")
+        if cfg.model.num_classes and cfg.model.num_classes != classes:
+            raise GanforgeError(f"model.num_classes={cfg.model.num_classes} but the data has "
+                                f"{classes} classes; leave model.num_classes at 0 (filled in)")
+        cfg.model.num_classes = classes
     if not resume:
         run_dir = Path(out_dir)
         if dinfo.is_main:
@@ -708,7 +785,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
         summary["best"] = {"epoch": reporter.best[0], "metric": reporter.best[2],
                            "value": reporter.best[1], "checkpoint": BEST_CHECKPOINT_NAME}
     if cfg.model.arch == "toy" and cfg.data.name == "gaussian2d":
-        summary["gaussian"] = gaussian_fit(gan.G)
+        summary["gaussian"] = gaussian_fit(gan.G_sample)
     if dinfo.enabled:
         summary["processes"] = dinfo.world_size
     if dinfo.is_main:
