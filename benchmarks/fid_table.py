@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--runs", nargs="*", default=[], help="run directories to add as rows")
     args = p.parse_args()
 
-    from ganforge.sample import load_generator
+    from ganforge.sample import load_generator, num_classes_of
 
     runs = [(r, *load_generator(r)) for r in args.runs]
     print("| dataset | images | features | FID | seconds |\n|---|---|---|---:|---:|")
@@ -59,7 +59,8 @@ def main() -> None:
         for path, G, rcfg, _ in runs:
             if rcfg.data.name == ds:
                 rows[f"{rcfg.name} ({path})"] = eval_geometry(
-                    generate_uint8(G, rcfg.model.z_dim, args.n, 0, "cpu"), rcfg)
+                    generate_uint8(G, rcfg.model.z_dim, args.n, 0, "cpu",
+                                   num_classes=num_classes_of(rcfg)), rcfg)
         for feat in args.features:
             ext = FeatureExtractor(feat, cfg, "cpu", None, progress=False)
             real_f, _ = ext(ref, "test")

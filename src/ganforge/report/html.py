@@ -106,7 +106,7 @@ def _gif(frames: list[Path], max_frames: int = 60) -> bytes | None:
 
 
 def _interpolation_png(run: Path) -> bytes | None:
-    from ..sample import interpolation_noise, load_generator, render
+    from ..sample import as_unconditional, interpolation_noise, load_generator, render
     from .plots import grid_image, to_uint8
 
     try:
@@ -117,7 +117,7 @@ def _interpolation_png(run: Path) -> bytes | None:
         return None
     z = interpolation_noise(cfg.model.z_dim, [0, 1, 2, 3, 4], 10, "slerp")
     buf = io.BytesIO()
-    grid_image(to_uint8(render(G, z)), 4, 10).save(buf, format="PNG")
+    grid_image(to_uint8(render(as_unconditional(G, cfg), z)), 4, 10).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -195,11 +195,14 @@ def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[
         parts.append("<h3>Evaluation</h3>" + _table(_eval_rows(ev), ["evaluation", "metric", "value"]))
         for key, res in ev.items():
             if "classes" in res:
+                cond = "agreement" in res["classes"][0]
                 rows = [[r["name"], 100 * r["share"], 100 * r["real_share"], r["confidence"], r["fid"]]
+                        + ([None if r["agreement"] is None else 100 * r["agreement"]] if cond else [])
                         for r in res["classes"]]
                 parts.append(f"<h3>Per class ({html.escape(key)})</h3>"
-                             + _table(rows, ["class", "generated %", "real %", "confidence",
-                                             "per-class FID"]))
+                             + _table(rows, ["class", "predicted as it %", "real %", "confidence",
+                                             "per-class FID"]
+                                      + (["recognised as asked %"] if cond else [])))
     parts.append(f"<details><summary>Config</summary><pre>{html.escape(json.dumps(cfg, indent=2))}"
                  "</pre></details>")
     return "\n".join(parts), {"label": label, "summary": summary, "eval": ev,
