@@ -63,3 +63,22 @@ def test_data_path_tilde_is_expanded(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = from_preset("pokemon-dcgan", ["data.path=~/sprites"])
     assert cfg.data.path == str(tmp_path / "sprites")
+
+
+@pytest.mark.parametrize("over,msg", [
+    (["loss.name=wgan-gp"], "model.d_norm=none"),
+    (["loss.r1_gamma=1"], "model.d_norm=none"),
+    (["loss.name=hinge", "loss.real_label=0.9"], "label smoothing"),
+    (["train.augment=translation,rotate"], "unknown augmentation 'rotate'"),
+    (["loss.name=wasserstein"], "loss.name must be one of"),
+])
+def test_issue5_options_are_validated(over, msg):
+    with pytest.raises(ConfigError, match=msg):
+        from_preset("fashion-dcgan", over)
+
+
+def test_conditional_needs_labelled_image_data():
+    with pytest.raises(ConfigError, match="labelled data|model.arch=dcgan"):
+        from_preset("gaussian2d", ["model.conditional=true"])
+    with pytest.raises(ConfigError, match="model.arch=dcgan"):
+        from_preset("mnist-mlp", ["model.conditional=true"])

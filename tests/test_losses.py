@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from ganforge.losses import d_accuracy, d_nonsaturating, g_nonsaturating
@@ -34,3 +35,66 @@ def test_one_sided_label_smoothing():
 
 def test_d_accuracy():
     assert d_accuracy(torch.tensor([1.0, -1.0]), torch.tensor([-2.0, -3.0])).item() == 0.75
+
+
+from ganforge.losses import (d_hinge, d_least_squares, d_wasserstein, g_hinge,  # noqa: E402
+                             g_least_squares, g_wasserstein, gradient_penalty, r1_penalty)
+
+
+def test_hinge_by_hand():
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-3.0, 0.0])
+    # relu(1 - real) = [0, 0.5, 2] -> mean 5/6; relu(1 + fake) = [0, 1] -> mean 1/2
+    assert math.isclose(d_hinge(real, fake).item(), 5 / 6 + 1 / 2, rel_tol=1e-6)
+    assert math.isclose(g_hinge(fake).item(), 1.5, rel_tol=1e-6)
+
+
+def test_wasserstein_by_hand():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
+    assert math.isclose(d_wasserstein(real, fake).item(), -0.5 - 2.0, rel_tol=1e-6)
+    assert math.isclose(g_wasserstein(fake).item(), 0.5, rel_tol=1e-6)
+
+
+def test_least_squares_by_hand():
+    real, fake = torch.tensor([1.0, 0.0]), torch.tensor([0.5, -1.0])
+    # real: ((0)^2 + (-1)^2)/2 = 0.5; fake: (0.25 + 1)/2 = 0.625; D loss = (0.5 + 0.625) / 2
+    assert math.isclose(d_least_squares(real, fake).item(), 0.5625, rel_tol=1e-6)
+    # G: ((0.5 - 1)^2 + (-2)^2) / 2 / 2 = (0.25 + 4) / 4
+    assert math.isclose(g_least_squares(fake).item(), 4.25 / 4, rel_tol=1e-6)
+    # smoothing moves the real target
+    assert math.isclose(d_least_squares(torch.tensor([0.9]), torch.tensor([0.0]), 0.9).item(), 0.0,
+                        abs_tol=1e-7)
+
+
+def test_smoothing_is_refused_where_it_means_nothing():
+    with pytest.raises(ValueError, match="real_label"):
+        d_hinge(torch.zeros(2), torch.zeros(2), real_label=0.9)
+
+
+def test_r1_of_a_linear_critic_is_its_squared_weight_norm():
+    w = torch.tensor([3.0, -4.0])
+    x = torch.randn(5, 2, requires_grad=True)
+    logits = x @ w  # grad_x = w for every sample -> ||w||^2 = 25
+    assert math.isclose(r1_penalty(x, logits).item(), 25.0, rel_tol=1e-6)
+    # quadratic critic D(x) = sum(x^2): grad = 2x -> E||2x||^2 = 4 * mean ||x||^2
+    x2 = torch.tensor([[1.0, 2.0], [0.0, 1.0]], requires_grad=True)
+    assert math.isclose(r1_penalty(x2, x2.square().sum(1)).item(), 4 * (5 + 1) / 2, rel_tol=1e-6)
+
+
+def test_r1_is_differentiable_in_the_critic_weights():
+    w = torch.tensor([3.0, -4.0], requires_grad=True)
+    x = torch.randn(4, 2, requires_grad=True)
+    r1_penalty(x, x @ w).backward()
+    assert torch.allclose(w.grad, 2 * w.detach())  # d||w||^2/dw = 2w
+
+
+def test_gradient_penalty_by_hand():
+    w = torch.tensor([0.6, 0.8])  # unit norm: the penalty vanishes
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    assert gradient_penalty(lambda x: x @ w, real, fake).item() < 1e-10
+    w3 = 3 * w  # norm 3 -> (3 - 1)^2 = 4 at every interpolate
+    assert math.isclose(gradient_penalty(lambda x: x @ w3, real, fake).item(), 4.0, rel_tol=1e-5)
+    # D(x) = ||x||^2 / 2 has grad x: with mix = 1 the points are the reals themselves
+    real = torch.tensor([[3.0, 4.0], [0.0, 2.0]])
+    got = gradient_penalty(lambda x: x.square().sum(1) / 2, real, torch.zeros_like(real),
+                           mix=torch.ones(2, 1))
+    assert math.isclose(got.item(), ((5 - 1) ** 2 + (2 - 1) ** 2) / 2, rel_tol=1e-6)

@@ -104,3 +104,62 @@ def test_glorot_init_zero_biases():
 def test_build_models_from_config():
     G, D = build_models(ModelConfig(arch="dcgan", z_dim=16, g_width=8, d_width=8), (1, 32, 32))
     assert G(torch.randn(2, 16)).shape == (2, 1, 32, 32)
+
+
+# --- issue 5: conditional models, spectral norm, D without BatchNorm ---------------------------
+def test_conditional_generator_depends_on_the_label():
+    torch.manual_seed(0)
+    G = DCGANGenerator(z_dim=8, img_channels=1, img_resolution=16, width=8, num_classes=3).eval()
+    with torch.no_grad():  # a non-trivial class table: otherwise every class starts identical
+        for m in G.modules():
+            if isinstance(m, nn.Embedding):
+                m.weight.normal_(1.0, 0.5)
+        z = torch.randn(1, 8).expand(3, -1)
+        x = G(z, torch.tensor([0, 1, 2]))
+    assert x.shape == (3, 1, 16, 16)
+    assert not torch.allclose(x[0], x[1]) and not torch.allclose(x[1], x[2])
+    with pytest.raises(ValueError, match="labels"):
+        G(z)
+
+
+def test_conditional_batchnorm_starts_as_plain_batchnorm():
+    from ganforge.models.blocks import ConditionalBatchNorm2d
+
+    cbn, bn = ConditionalBatchNorm2d(4, 5), nn.BatchNorm2d(4)
+    x = torch.randn(6, 4, 3, 3)
+    assert torch.allclose(cbn(x, torch.arange(6) % 5), bn(x), atol=1e-6)
+
+
+def test_projection_discriminator_adds_the_inner_product():
+    D = DCGANDiscriminator(img_channels=1, img_resolution=16, width=4, norm="none", num_classes=3)
+    x = torch.randn(2, 1, 16, 16)
+    y = torch.tensor([2, 0])
+    feats = D.net[:-1](x)
+    expected = D.net[-1](feats).flatten() + (D.embed(y) * feats.sum((2, 3))).sum(1)
+    assert torch.allclose(D(x, y).flatten(), expected, atol=1e-5)
+    assert D(x, y).shape == (2, 1, 1, 1)
+
+
+def test_d_without_batchnorm_is_per_sample():
+    D = DCGANDiscriminator(img_channels=1, img_resolution=16, width=4, norm="none").train()
+    x = torch.randn(5, 1, 16, 16)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+    assert torch.allclose(D(x)[:2], D(x[:2]), atol=1e-6), "a sample's logit ignores the batch"
+
+
+def test_spectral_norm_bounds_every_layer():
+    cfg = ModelConfig(arch="dcgan", z_dim=8, g_width=4, d_width=4, d_norm="none",
+                      spectral_norm_d=True, conditional=True, num_classes=3, init="dcgan")
+    _, D = build_models(cfg, (1, 16, 16))
+    D.train()
+    for _ in range(30):  # power iterations converge during training forwards
+        D(torch.randn(2, 1, 16, 16), torch.tensor([0, 1]))
+    for m in D.modules():
+        if isinstance(m, (nn.Conv2d, nn.Embedding)):
+            w = m.weight.detach().reshape(m.weight.shape[0], -1)
+            assert torch.linalg.matrix_norm(w, ord=2) < 1.05
+
+
+def test_toy_discriminator_width_is_configurable():
+    _, D = build_models(ModelConfig(arch="toy", d_hidden=16), (2,))
+    assert D.net[0].out_features == 16 and D.net[2].out_features == 16

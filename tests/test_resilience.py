@@ -18,7 +18,7 @@ from ganforge.training import GAN, load_checkpoint, train
 
 def _weights(run_dir):
     st = load_checkpoint(run_dir)
-    return {f"{net}.{k}": v for net in ("G", "D") for k, v in st[net].items()}
+    return {f"{net}.{k}": v for net in ("G", "D", "G_ema") for k, v in st.get(net, {}).items()}
 
 
 def _assert_identical(a, b):
@@ -64,9 +64,17 @@ def test_resume_is_bit_identical_on_cpu(tmp_path, monkeypatch, crash_step, ckpt_
     assert ra == rb, "epoch statistics survive a mid-epoch resume"
 
 
-def test_resume_restores_batchnorm_and_optimizer_state(tmp_path, monkeypatch, idx_dir):
+MODERN = ["model.conditional=true", "model.d_norm=none", "model.spectral_norm_d=true",
+          "loss.name=hinge", "loss.r1_gamma=1", "loss.r1_every=2", "train.ema_kimg=0.01",
+          "train.augment=translation,cutout,color", "train.lr_schedule=linear"]
+
+
+@pytest.mark.parametrize("recipe", [[], MODERN], ids=["d2l", "modern"])
+def test_resume_restores_batchnorm_and_optimizer_state(tmp_path, monkeypatch, idx_dir, recipe):
+    """BatchNorm statistics and Adam moments (d2l recipe); G_ema, spectral-norm vectors,
+    DiffAugment's random draws, lazy R1's phase and the LR schedule (modern recipe)."""
     over = [f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=16",
-            "train.checkpoint_steps=3"]
+            "train.checkpoint_steps=3", *recipe]
     full = train(from_preset("mnist-dcgan", over + ["model.g_width=4", "model.d_width=4"]),
                  tmp_path / "full", quiet=True)
     with monkeypatch.context() as m:
@@ -79,6 +87,7 @@ def test_resume_restores_batchnorm_and_optimizer_state(tmp_path, monkeypatch, id
     _assert_identical(full.run_dir, tmp_path / "cut")
     a, b = load_checkpoint(full.run_dir), load_checkpoint(tmp_path / "cut")
     assert torch.equal(a["opt_G"]["state"][0]["exp_avg"], b["opt_G"]["state"][0]["exp_avg"])
+    assert ("G_ema" in a) == bool(recipe)
 
 
 def _cli(args, **kw):

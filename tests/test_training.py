@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,64 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
     with pytest.raises(GanforgeError, match="already exists"):
         train(from_preset("gaussian2d", ["train.epochs=1"]), tmp_path / "run", quiet=True)
     assert (tmp_path / "run" / "keep.txt").read_text() == "precious"
+
+
+def test_time_budget_stops_cleanly(tmp_path):
+    """train.max_minutes ends the run mid-epoch with a checkpoint, samples and a summary."""
+    res = train(from_preset("gaussian2d", ["train.epochs=1000", "train.max_minutes=0.02"]),
+                tmp_path / "r", quiet=True)
+    s = res.summary
+    assert s["stopped_by"] == "train.max_minutes=0.02"
+    assert 1 <= s["epochs"] < 1000 and 1.0 <= s["train_seconds"] < 10
+    assert (tmp_path / "r" / "checkpoint.pt").is_file()
+    last = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["stopped_by"] and last["images_seen"] == s["images_seen"]
+    assert (tmp_path / "r" / "samples" / f"epoch_{s['epochs']:04d}.png").is_file()
+
+
+def test_gaussian2d_best_beats_the_seed_recipe(tmp_path):
+    """The issue's targets on one seed here (all five: benchmarks/gaussian_seeds.py)."""
+    res = train(from_preset("gaussian2d-best", ["train.seed=3"]), tmp_path / "b", quiet=True)
+    g = res.summary["gaussian"]
+    assert g["mean_error"] <= 0.03 and g["cov_rel_error"] <= 0.03
+
+
+def test_conditional_run_samples_each_class(tmp_path, idx_dir):
+    from ganforge.cli import main
+
+    over = [f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=16",
+            "model.g_width=4", "model.d_width=4", "model.conditional=true", "model.d_norm=none",
+            "model.spectral_norm_d=true", "loss.name=hinge", "train.ema_kimg=0.05"]
+    res = train(from_preset("mnist-dcgan", over), tmp_path / "c", quiet=True)
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["model"]["num_classes"] == 10
+    st = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
+    assert not torch.equal(st["G_ema"]["net.0.conv2d_trans.weight"], st["G"]["net.0.conv2d_trans.weight"])
+    arrays = {}
+    for name, extra in (("c3", ["--class", "3"]), ("c4", ["--class", "4"]),
+                        ("raw3", ["--class", "3", "--no-ema"])):
+        out = tmp_path / f"{name}.npy"
+        assert main(["sample", str(res.run_dir), "--n", "6", "--out", str(out), *extra]) == 0
+        arrays[name] = np.load(out)
+    assert arrays["c3"].shape == (6, 32, 32, 1)
+    assert not np.array_equal(arrays["c3"], arrays["c4"]), "the class changes the images"
+    assert not np.array_equal(arrays["c3"], arrays["raw3"]), "G_ema is sampled by default"
+    assert main(["sample", str(res.run_dir), "--n", "2", "--out", str(tmp_path / "x.npy"),
+                 "--class", "10"]) == 2
+
+
+def test_lazy_r1_runs_every_k_steps(monkeypatch):
+    import ganforge.training.loop as loop
+
+    calls = []
+    real_r1 = loop.r1_penalty
+
+    def counting(real, logits):
+        calls.append(1)
+        return real_r1(real, logits)
+
+    monkeypatch.setattr(loop, "r1_penalty", counting)
+    cfg = from_preset("gaussian2d", ["loss.r1_gamma=1", "loss.r1_every=4"])
+    gan = GAN(cfg, (2,), torch.device("cpu"))
+    out = [gan.train_step(torch.randn(8, 2)) for _ in range(10)]
+    assert len(calls) == 3  # steps 0, 4, 8
+    assert out[0]["penalty"] > 0 and out[1]["penalty"] == 0

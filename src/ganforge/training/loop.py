@@ -309,7 +309,8 @@ class _Reporter:
         os.replace(tmp, self.run_dir / "metrics.jsonl")
         self.metrics_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
 
-    def epoch_end(self, record: dict[str, Any], save_samples: bool) -> float | None:
+    def epoch_end(self, record: dict[str, Any], save_samples: bool,
+                  final: bool = False) -> float | None:
         """Log the epoch; returns the fixed-noise sample diversity relative to real data."""
         fake = self.gan.generate(self.fixed_z, self.fixed_y)
         diversity = None
@@ -323,8 +324,7 @@ class _Reporter:
         self.metrics_file.write(json.dumps(record) + "\n")
         self.metrics_file.flush()
         # Redrawing the curve costs ~0.1 s: do it with each grid, at the end, or every 10 s.
-        last = record["epoch"] == self.cfg.train.epochs
-        if save_samples or last or time.perf_counter() - self.curve_drawn > 10:
+        if save_samples or final or time.perf_counter() - self.curve_drawn > 10:
             loss_curve(self.records, self.run_dir / "loss_curve.png", title=self.cfg.name)
             self.curve_drawn = time.perf_counter()
         if save_samples:
@@ -437,6 +437,7 @@ class _Trainer:
         self.d_alarm_on = False
         self.collapse_alarm_on = False
         self.stop_signal: str | None = None
+        self.out_of_time = False  # train.max_minutes reached: the run ends after this step
         self.last_ckpt_time = time.perf_counter()
         self.quiet = quiet
         self.bar = tqdm(total=cfg.train.epochs * self.steps_per_epoch, unit="step",
@@ -566,7 +567,7 @@ class _Trainer:
         cfg, gan, ds = self.cfg, self.gan, self.dataset
         n, bs = len(ds), cfg.train.batch_size
         device = gan.device
-        while gan.epoch < cfg.train.epochs:
+        while gan.epoch < cfg.train.epochs and not self.out_of_time:
             epoch = gan.epoch + 1
             if self.step_in_epoch == 0:
                 self.epoch_start_order = self.order_gen.get_state()
@@ -591,7 +592,7 @@ class _Trainer:
                 # One small reduction per step: the global mean losses, and the decisions every
                 # rank must take together (stop on a signal, checkpoint now).
                 flags = [float(self.stop_signal is not None),
-                         float(not last and self._checkpoint_due())]
+                         float(not last and self._checkpoint_due()), float(self._over_budget())]
                 red = torch.cat([torch.stack([stats["loss_D"], stats["loss_G"], stats["acc_D"],
                                               stats["penalty"]]).double() * local_b,
                                  torch.tensor([local_b, *flags], dtype=torch.float64,
@@ -616,6 +617,9 @@ class _Trainer:
                     raise _StopRequested(self.stop_signal or "a signal on another rank")
                 if red[6] > 0:
                     self.save()
+                if red[7] > 0:  # the time budget ends the run: this epoch is the last, cut short
+                    self.out_of_time = True
+                    break
             if not all(torch.isfinite(p).all() for p in gan.G.parameters()) or \
                     not all(torch.isfinite(p).all() for p in gan.D.parameters()):
                 raise _Diverged(f"non-finite weights at the end of epoch {epoch}")
@@ -636,12 +640,15 @@ class _Trainer:
                 self.alarm("g_loss_divergence",
                            f"epoch {epoch} mean G loss {loss_G:.2f} exceeds "
                            f"health.g_loss_limit={cfg.health.g_loss_limit}: G is losing badly")
+            final = epoch == cfg.train.epochs or self.out_of_time
+            if self.out_of_time:
+                record["stopped_by"] = f"train.max_minutes={cfg.train.max_minutes:g}"
             ev = cfg.eval.every
-            if ev and (epoch % ev == 0 or epoch == cfg.train.epochs):
+            if ev and (epoch % ev == 0 or final):
                 self.reporter.evaluate(record)
             every = cfg.report.sample_every
-            save = epoch == 1 or epoch % every == 0 or epoch == cfg.train.epochs
-            diversity = self.reporter.epoch_end(record, save)
+            save = epoch == 1 or epoch % every == 0 or final
+            diversity = self.reporter.epoch_end(record, save, final)
             if epoch <= cfg.health.warmup_epochs:
                 pass
             elif diversity is not None and diversity >= cfg.health.collapse_ratio:
@@ -653,10 +660,15 @@ class _Trainer:
                            f"(mean pairwise distance); below health.collapse_ratio="
                            f"{cfg.health.collapse_ratio}: G may be collapsing to few modes")
             ce = cfg.train.checkpoint_every
-            due = (ce and epoch % ce == 0) or epoch == cfg.train.epochs
+            due = (ce and epoch % ce == 0) or final
             if due or distributed.agree(self._checkpoint_due()):
                 self.save()
 
+
+    def _over_budget(self) -> bool:
+        minutes = self.cfg.train.max_minutes
+        return bool(minutes) and \
+            self.elapsed_before + time.perf_counter() - self.t_start >= 60 * minutes
 
     def _checkpoint_due(self) -> bool:
         t = self.cfg.train
@@ -781,6 +793,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
         "alarms": [a["alarm"] for a in reporter.alarms],
         "rollbacks": trainer.retries,
     }
+    if trainer.out_of_time:
+        summary["stopped_by"] = f"train.max_minutes={cfg.train.max_minutes:g}"
     if reporter.best is not None:
         summary["best"] = {"epoch": reporter.best[0], "metric": reporter.best[2],
                            "value": reporter.best[1], "checkpoint": BEST_CHECKPOINT_NAME}
