@@ -2,7 +2,7 @@
 (classifier) features, against each dataset's test split.
 
     python benchmarks/fid_table.py --datasets mnist fashion-mnist --n 2000 \
-        --features classifier inception [--runs runs/mnist-mlp runs/fashion-dcgan]
+        --features classifier inception [--runs runs/mnist-mlp runs/fashion-dcgan] [--only-runs]
 
 Rows: `train` (the first N training images: real vs real), `noise` (train + Gaussian noise,
 sigma = 25 grey levels), `blur` (train blurred with a 5x5 Gaussian, sigma 1), `half-res`
@@ -44,6 +44,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=2000, help="images per side (default 2000)")
     p.add_argument("--features", nargs="+", default=["classifier", "inception"])
     p.add_argument("--runs", nargs="*", default=[], help="run directories to add as rows")
+    p.add_argument("--only-runs", action="store_true",
+                   help="skip the real-data rows (train, noise, blur, half-res)")
     args = p.parse_args()
 
     from ganforge.sample import load_generator, num_classes_of
@@ -55,12 +57,14 @@ def main() -> None:
         test, _, _ = load_idx_dataset(ds, "test")
         train, _, _ = load_idx_dataset(ds, "train")
         ref = torch.from_numpy(test[: args.n]).unsqueeze(1)
-        rows = corruptions(torch.from_numpy(train[: args.n]).unsqueeze(1))
+        rows = {} if args.only_runs else corruptions(torch.from_numpy(train[: args.n]).unsqueeze(1))
         for path, G, rcfg, _ in runs:
             if rcfg.data.name == ds:
                 rows[f"{rcfg.name} ({path})"] = eval_geometry(
                     generate_uint8(G, rcfg.model.z_dim, args.n, 0, "cpu",
                                    num_classes=num_classes_of(rcfg)), rcfg)
+        if not rows:
+            continue
         for feat in args.features:
             ext = FeatureExtractor(feat, cfg, "cpu", None, progress=False)
             real_f, _ = ext(ref, "test")

@@ -61,6 +61,8 @@ class LossConfig:
     gp_weight: float = 10.0  # wgan-gp: lambda of the gradient penalty
     r1_gamma: float = 0.0  # R1 penalty gamma/2 * E||grad D(x)||^2 on real data; 0 = off
     r1_every: int = 16  # lazy R1: every k D steps, scaled by k (StyleGAN2)
+    reduction: str = "mean"  # mean | sum over the batch (d2l's BCEWithLogitsLoss(reduction='sum'))
+    d_terms: str = "average"  # D loss = average (d2l) | sum (TF tutorial) of the real and fake terms
 
 
 @dataclass
@@ -227,6 +229,8 @@ _CHOICES = {
     "model.init": ("d2l", "dcgan", "glorot", "torch"),
     "loss.name": ("nonsaturating", "hinge", "wgan-gp", "lsgan"),
     "model.d_norm": ("batch", "none"),
+    "loss.reduction": ("mean", "sum"),
+    "loss.d_terms": ("average", "sum"),
     "train.lr_schedule": ("constant", "linear"),
     "eval.features": ("classifier", "inception"),
     "report.tensorboard": ("auto", "on", "off"),
@@ -332,6 +336,7 @@ def _gaussian2d() -> Config:
     return Config(
         data=DataConfig(name="gaussian2d", num_points=1000),
         model=ModelConfig(arch="toy", z_dim=2, init="d2l"),
+        loss=LossConfig(reduction="sum"),
         optim_G=OptimizerConfig(name="adam", lr=0.005),
         optim_D=OptimizerConfig(name="adam", lr=0.05),
         train=TrainConfig(epochs=20, batch_size=8),
@@ -346,7 +351,7 @@ def _mnist_mlp() -> Config:
     return Config(
         data=DataConfig(name="mnist", resolution=28, channels=1),
         model=ModelConfig(arch="mlp", z_dim=100, leaky_slope=0.01, init="glorot"),
-        loss=LossConfig(real_label=0.9),
+        loss=LossConfig(real_label=0.9, d_terms="sum"),
         optim_G=OptimizerConfig(name="adam", lr=2e-4, eps=1e-7),
         optim_D=OptimizerConfig(name="rmsprop", lr=2e-4, alpha=0.9, eps=1e-7),
         train=TrainConfig(epochs=300, batch_size=256),
@@ -361,6 +366,7 @@ def _dcgan(data: DataConfig, epochs: int) -> Config:
         data=data,
         model=ModelConfig(arch="dcgan", z_dim=100, g_width=64, d_width=64, leaky_slope=0.2,
                           init="d2l"),
+        loss=LossConfig(reduction="sum"),
         optim_G=OptimizerConfig(name="adam", lr=0.005, beta1=0.5),
         optim_D=OptimizerConfig(name="adam", lr=0.005, beta1=0.5),
         train=TrainConfig(epochs=epochs, batch_size=256),

@@ -121,6 +121,7 @@ class GAN:
         self.opt_D = make_optimizer(self.D.parameters(), cfg.optim_D)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss.name]
         self.threshold = DECISION_THRESHOLD[cfg.loss.name]
+        self.d_terms = 2.0 if cfg.loss.d_terms == "sum" else 1.0
         self.step = 0
         self.epoch = 0
         self.images_seen = 0
@@ -172,8 +173,13 @@ class GAN:
                 penalty = lc.gp_weight * gradient_penalty(lambda x: self._D(x, y), real, fake)
             if r1_now:  # lazy regularisation: every r1_every steps, weighted by r1_every
                 penalty = penalty + (lc.r1_gamma / 2 * lc.r1_every) * r1_penalty(real, real_logits)
+        # The seeds' scale of the loss (d2l sums over the batch; the TF tutorial adds the real and
+        # fake terms): Adam and RMSprop are scale-invariant only while gradients dwarf their eps,
+        # and with d2l's N(0, 0.02) init they do not, so the scale changes the trajectory.
+        batch = real.shape[0] if global_n is None else global_n
+        scale = float(batch) if lc.reduction == "sum" else 1.0
         self.opt_D.zero_grad(set_to_none=True)
-        self.scaler_D.scale(loss_D + penalty).backward()
+        self.scaler_D.scale(loss_D * (scale * self.d_terms) + penalty).backward()
         distributed.average_gradients(self.D, weight)
         self.scaler_D.step(self.opt_D)
         self.scaler_D.update()
@@ -183,14 +189,13 @@ class GAN:
         with self._autocast():
             loss_G = self.g_loss_fn(self._D(fake, y))
         self.opt_G.zero_grad(set_to_none=True)
-        self.scaler_G.scale(loss_G).backward()
+        self.scaler_G.scale(loss_G * scale).backward()
         distributed.average_gradients(self.G, weight)
         self.scaler_G.step(self.opt_G)
         self.scaler_G.update()
         self.D.requires_grad_(True)
 
         self.step += 1
-        batch = real.shape[0] if global_n is None else global_n
         self.images_seen += batch
         if self.ema is not None:
             self.ema.update(self.G, batch, self.images_seen)
