@@ -77,6 +77,26 @@ def test_evaluate_with_the_classifier_and_cache(tiny_mnist_run, capsys):
     assert sum(r["share"] for r in res["classes"]) == pytest.approx(1.0)
 
 
+def test_reference_subset(tiny_mnist_run):
+    from ganforge.evaluate import evaluate
+
+    res = evaluate(tiny_mnist_run, n=12, features="classifier", n_reference=8, progress=False)
+    assert res["n_reference"] == 8 and res["n_generated"] == 12
+    assert "checkpoint/classifier/n12/ref8" in json.loads((tiny_mnist_run / "eval.json").read_text())
+
+
+def test_conditional_per_class_uses_the_asked_for_class():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(400, 4))
+    labels = np.repeat([0, 1], 200)
+    asked = np.repeat([0, 1], 150)
+    probs = np.tile([[0.8, 0.2]], (300, 1))  # the classifier calls everything class 0
+    rows = per_class(real, labels, rng.normal(size=(300, 4)), probs, ["a", "b"], fake_labels=asked)
+    assert rows[0]["agreement"] == 1.0 and rows[1]["agreement"] == 0.0
+    assert rows[1]["fid"] is not None  # class 1's samples are the ones asked for class 1
+    assert rows[1]["confidence"] == pytest.approx(0.2)
+
+
 def test_is_needs_the_classifier(tiny_mnist_run, capsys):
     assert main(["evaluate", str(tiny_mnist_run), "--metrics", "is", "--quiet"]) == 2
     assert "--features classifier" in capsys.readouterr().err

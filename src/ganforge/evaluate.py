@@ -225,8 +225,9 @@ def per_class(real_f: np.ndarray, real_labels: np.ndarray, fake_f: np.ndarray,
 def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = ("fid",),
                        n: int = 10000, features: str = "inception", device: str = "cpu",
                        seed: int = 0, inception_path: str | None = None, progress: bool = True,
-                       extractor: Any = None) -> dict[str, Any]:
-    """Evaluate an in-memory generator; returns a flat dict of results."""
+                       extractor: Any = None, n_reference: int | None = None) -> dict[str, Any]:
+    """Evaluate an in-memory generator against the reference set (the test split, or the image
+    folder), or its first ``n_reference`` images; returns a flat dict of results."""
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise GanforgeError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
@@ -239,7 +240,9 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
     if ("is" in metrics or "classes" in metrics) and ext.kind != "classifier":
         raise GanforgeError("the Inception Score and per-class analysis use the domain "
                             "classifier: add --features classifier (MNIST / Fashion-MNIST)")
-    real_f, real_p, real_y, cached = reference_features(ext, cfg)
+    if n_reference is not None and n_reference < 2:
+        raise GanforgeError(f"--n-reference must be at least 2, got {n_reference}")
+    real_f, real_p, real_y, cached = reference_features(ext, cfg, n_reference)
     t_gen = time.perf_counter()
     classes = cfg.model.num_classes if cfg.model.conditional else 0
     fake = eval_geometry(generate_uint8(G, cfg.model.z_dim, n, seed, device,
@@ -272,7 +275,7 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
 def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n: int = 10000,
              features: str = "inception", device: str = "cpu", seed: int = 0,
              inception_path: str | None = None, progress: bool = True, write: bool = True,
-             ema: bool = True) -> dict[str, Any]:
+             ema: bool = True, n_reference: int | None = None) -> dict[str, Any]:
     """Evaluate a run directory or checkpoint (its G_ema when it has one, unless ``ema=False``);
     writes ``eval.json`` into the run."""
     from .sample import load_generator
@@ -280,6 +283,7 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
 
     G, cfg, _ = load_generator(path, device, ema=ema)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
+                             n_reference=n_reference,
                              seed=seed, inception_path=inception_path, progress=progress)
     ckpt = resolve_checkpoint(path)
     res["checkpoint"] = ckpt.name
@@ -288,6 +292,8 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
         out = ckpt.parent / "eval.json"
         existing = json.loads(out.read_text()) if out.is_file() else {}
         key = f"{ckpt.stem}/{res['features']}/n{res.get('n_generated', 0)}"
+        if n_reference is not None:
+            key += f"/ref{res.get('n_reference')}"
         existing[key if res["generator"] == "G" else f"{key}/ema"] = res
         tmp = out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(existing, indent=2) + "\n")
