@@ -25,7 +25,8 @@ def test_presets_lists_each_one(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out] == ["gaussian2d", "mnist-mlp", "pokemon-dcgan",
-                                                 "fashion-dcgan", "mnist-dcgan"]
+                                                 "fashion-dcgan", "mnist-dcgan", "gaussian2d-best",
+                                                 "mnist-best", "fashion-best", "pokemon-best"]
 
 
 def test_gaussian2d_cli(tmp_path, capsys):
