@@ -152,9 +152,18 @@ def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[
     parts = [f"<h2 id='{html.escape(label)}'>{html.escape(label)}</h2>",
              f"<p class='muted'>{html.escape(cfg.get('description', ''))} — {html.escape(str(run))}</p>"]
     if summary:
-        keys = ["epochs", "steps", "images_seen", "train_seconds", "final_loss_D", "final_loss_G",
-                "device", "rollbacks"]
-        parts.append(_table([[k, summary[k]] for k in keys if k in summary], ["summary", "value"]))
+        keys = ["epochs", "steps", "images_seen", "train_seconds", "stopped_by", "final_loss_D",
+                "final_loss_G", "device", "rollbacks"]
+        rows = [[k, summary[k]] for k in keys if k in summary]
+        t = cfg.get("train", {})
+        if t.get("ema_kimg"):
+            rows.append(["samples from", f"G_ema (half-life {t['ema_kimg']:g}k images)"])
+        if t.get("augment"):
+            rows.append(["DiffAugment", t["augment"]])
+        if cfg.get("model", {}).get("conditional"):
+            rows.append(["class-conditional", f"{cfg['model']['num_classes']} classes, one per "
+                                              "grid column"])
+        parts.append(_table(rows, ["summary", "value"]))
         if "gaussian" in summary:
             g = summary["gaussian"]
             parts.append(_table([["fitted mean", str([round(v, 3) for v in g["fitted_mean"]])],
