@@ -66,3 +66,20 @@ def test_torchrun_trains_and_only_rank0_writes(tmp_path, idx_dir):
     st = load_checkpoint(run)  # loadable by a single process
     assert st["step"] == 8
     assert res.stdout.count("results in") == 1, "only rank 0 prints the summary"
+
+
+def test_torchrun_conditional_run_with_ema_and_augmentation(tmp_path, idx_dir):
+    """The issue-5 machinery under DDP: labels split with the batch, G_ema identical on every
+    rank (it is updated from identical weights), one checkpoint that samples in one process."""
+    from ganforge.cli import main
+
+    run = tmp_path / "run"
+    res = _torchrun("-m", "ganforge", "train", "mnist-dcgan", "--out", str(run), "--quiet",
+                    f"data.path={idx_dir.parent}", "train.epochs=1", "train.batch_size=16",
+                    "model.g_width=4", "model.d_width=4", "model.conditional=true",
+                    "model.d_norm=none", "model.spectral_norm_d=true", "loss.name=hinge",
+                    "train.ema_kimg=0.05", "train.augment=translation,cutout")
+    assert res.returncode == 0, res.stderr[-3000:]
+    st = load_checkpoint(run)
+    assert st["step"] == 4 and "G_ema" in st
+    assert main(["sample", str(run), "--n", "4", "--class", "7", "--out", str(tmp_path / "s.npy")]) == 0
