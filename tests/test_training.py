@@ -145,3 +145,11 @@ def test_lazy_r1_runs_every_k_steps(monkeypatch):
     out = [gan.train_step(torch.randn(8, 2)) for _ in range(10)]
     assert len(calls) == 3  # steps 0, 4, 8
     assert out[0]["penalty"] > 0 and out[1]["penalty"] == 0
+
+
+def test_linear_schedule_decays_to_zero(tmp_path):
+    train(from_preset("gaussian2d", ["train.epochs=4", "train.lr_schedule=linear"]),
+          tmp_path / "r", quiet=True)
+    recs = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr_D"] for r in recs]  # the rate of each epoch's last step: 1 - step/total
+    assert lrs == pytest.approx([0.05 * (1 - k / 4 + 1 / 500) for k in range(1, 5)], rel=1e-6)

@@ -517,11 +517,15 @@ class _Trainer:
         if not self.quiet:
             tqdm.write(f"ALARM [{kind}] step {self.gan.step}: {message}", file=sys.stderr)
 
-    def _set_lr(self, factor: float) -> None:
-        """Learning rates = configured x rollback scale x schedule ``factor``."""
+    def _set_lr(self) -> None:
+        """Learning rates = configured x rollback scale x schedule (1, or linear to 0 at the
+        last step)."""
+        factor = 1.0
+        if self.cfg.train.lr_schedule == "linear":
+            factor = max(1.0 - self.gan.step / (self.cfg.train.epochs * self.steps_per_epoch), 0.0)
         for opt, oc in ((self.gan.opt_G, self.cfg.optim_G), (self.gan.opt_D, self.cfg.optim_D)):
             for group in opt.param_groups:
-                group["lr"] = oc.lr * self.lr_scale * max(factor, 0.0)
+                group["lr"] = oc.lr * self.lr_scale * factor
 
     def _watch_d(self, acc: float) -> None:
         h = self.cfg.health
@@ -555,8 +559,7 @@ class _Trainer:
         self.restore(load_checkpoint(ckpt, map_location=self.gan.device))
         self.retries = retries
         self.lr_scale = h.lr_decay ** retries
-        self._set_lr(1.0 if self.cfg.train.lr_schedule == "constant" else
-                     1.0 - self.gan.step / (self.cfg.train.epochs * self.steps_per_epoch))
+        self._set_lr()
         lr_g, lr_d = self.gan.opt_G.param_groups[0]["lr"], self.gan.opt_D.param_groups[0]["lr"]
         self.alarm("rollback", f"{reason}; rolled back to step {self.gan.step} with learning rates "
                                f"lowered to lr_G={lr_g:.3g}, lr_D={lr_d:.3g} "
@@ -595,7 +598,7 @@ class _Trainer:
                 part, weight = distributed.shard(idx)
                 z = gan.noise(b)[part]  # the global batch's noise, identical on every rank
                 if cfg.train.lr_schedule == "linear":
-                    self._set_lr(1.0 - gan.step / (cfg.train.epochs * self.steps_per_epoch))
+                    self._set_lr()
                 y = ds.labels[idx[part]] if cfg.model.conditional else None
                 stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b, y=y)
                 local_b = float(z.shape[0])
