@@ -49,7 +49,11 @@ def main() -> None:
                    default=["mnist-best", "fashion-best", "pokemon-dcgan", "pokemon-best"])
     p.add_argument("--budget-minutes", type=float, default=0,
                    help="wall-clock budget per run (default: each preset's own)")
-    p.add_argument("--n", type=int, default=10000, help="generated samples per evaluation")
+    p.add_argument("--n", type=int, default=10000,
+                   help="generated samples per evaluation of MNIST-like presets (Lucic: 10,000)")
+    p.add_argument("--n-folder", type=int, default=5000,
+                   help="generated samples per evaluation of image-folder presets (the sprites: "
+                        "about as many as the folder holds)")
     p.add_argument("--runs", default="runs/quality", help="where the runs are written")
     args = p.parse_args()
     runs = Path(args.runs)
@@ -64,31 +68,36 @@ def main() -> None:
             dcgan_seconds = s["train_seconds"]
         cfg = from_preset(preset)
         t0 = time.perf_counter()
-        inc = evaluate(runs / preset, metrics=("fid", "kid", "pr"), n=args.n,
+        n = args.n_folder if cfg.data.name == "folder" else args.n
+        inc = evaluate(runs / preset, metrics=("fid", "kid", "pr"), n=n,
                        features="inception", progress=True)
         row = {"preset": preset, "images_seen": s["images_seen"], "train_seconds": s["train_seconds"],
                "inception_fid": inc["fid"], "kid": inc["kid"], "kid_std": inc["kid_std"],
-               "precision": inc["precision"], "recall": inc["recall"], "n": args.n,
+               "precision": inc["precision"], "recall": inc["recall"], "n": n,
                "n_reference": inc["n_reference"], "generator": inc["generator"],
                "anchor": ANCHORS.get(cfg.data.name, "")}
         if cfg.data.name in ("mnist", "fashion-mnist"):
             row["domain_fid"] = evaluate(runs / preset, n=args.n, features="classifier",
                                          progress=False)["fid"]
+        row["stopped_by"] = s.get("stopped_by") or f"{s['epochs']} epochs"
         row["eval_seconds"] = time.perf_counter() - t0
         rows.append(row)
         (runs / "quality.json").write_text(json.dumps(rows, indent=2) + "\n")
         print(f"[{preset}] Inception FID {row['inception_fid']:.2f}", flush=True)
-    lines = ["| preset | images seen | train time | Inception FID | domain FID | KID x 1000 | "
-             "precision | recall | anchor |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| preset | images seen | train time | N gen / ref | Inception FID | domain FID | "
+             "KID x 1000 | precision | recall | anchor |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         dom = f"{r['domain_fid']:.2f}" if "domain_fid" in r else "-"
         lines.append(
             f"| {r['preset']} | {r['images_seen']:,} | {r['train_seconds'] / 60:.1f} min | "
-            f"{r['inception_fid']:.2f} | {dom} | {1000 * r['kid']:.1f} ± {1000 * r['kid_std']:.1f} | "
+            f"{r['n']:,} / {r['n_reference']:,} | {r['inception_fid']:.2f} | {dom} | "
+            f"{1000 * r['kid']:.1f} ± {1000 * r['kid_std']:.1f} | "
             f"{r['precision']:.3f} | {r['recall']:.3f} | {r['anchor']} |")
-    lines.append(f"\n{args.n:,} generated samples ({rows[0]['generator'] if rows else 'G'}) vs "
-                 "the test split (10,000) or all sprites; seed 0; "
-                 f"budget {args.budget_minutes or 'each preset'}'s.")
+    budget = f"{args.budget_minutes:g} min" if args.budget_minutes else "each preset's own"
+    stops = ", ".join(f"{r['preset']}: {r['stopped_by']}" for r in rows)
+    lines.append(f"\nGenerated samples from {rows[0]['generator'] if rows else 'G'} (seed 0) vs the "
+                 f"test split or all sprites; budget {budget}; stopped by {stops}.")
     table = "\n".join(lines)
     (runs / "quality.md").write_text(table + "\n")
     print(table)

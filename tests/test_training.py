@@ -127,6 +127,16 @@ def test_conditional_run_samples_each_class(tmp_path, idx_dir):
     assert not np.array_equal(arrays["c3"], arrays["raw3"]), "G_ema is sampled by default"
     assert main(["sample", str(res.run_dir), "--n", "2", "--out", str(tmp_path / "x.npy"),
                  "--class", "10"]) == 2
+    # Interpolation strips hold one class each (strip r: class r), so only z moves along a strip.
+    strips = {}
+    for name, extra in (("any", []), ("k0", ["--class", "0"]), ("k1", ["--class", "1"])):
+        out = tmp_path / f"i_{name}.npy"
+        assert main(["sample", str(res.run_dir), "--interpolate", "--seeds", "0,1,2", "--steps",
+                     "3", "--out", str(out), *extra]) == 0
+        strips[name] = np.load(out)
+    assert strips["any"].shape == (6, 32, 32, 1)
+    np.testing.assert_array_equal(strips["any"][:3], strips["k0"][:3])
+    np.testing.assert_array_equal(strips["any"][3:], strips["k1"][3:])
 
 
 def test_lazy_r1_runs_every_k_steps(monkeypatch):

@@ -118,7 +118,6 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
     if class_index is not None and not 0 <= class_index < classes:
         raise GanforgeError(f"--class {class_index} is out of range: the model knows classes "
                             f"0..{classes - 1}")
-    G = as_unconditional(G, cfg, class_index)  # renders below pass noise only
     out_path = Path(out)
     if (interpolate or walk) and len(shape) != 3:
         raise GanforgeError("--interpolate and --walk are for image generators")
@@ -126,17 +125,19 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
         raise GanforgeError(f"{out_path} already exists; choose another --out or pass --overwrite")
     if walk:
         z = walk_noise(cfg.model.z_dim, seed, frames, truncation=truncation)
-        return write_animation(render(G, z, device), out_path)
+        y = strip_labels(len(z), len(z), classes, class_index)  # one class along the walk
+        return write_animation(render(G, z, device, y=y), out_path)
     if interpolate:
         seeds = seeds or [seed, seed + 1, seed + 2, seed + 3]
         z = interpolation_noise(cfg.model.z_dim, seeds, steps, mode, truncation)
-        images = render(G, z, device)
+        images = render(G, z, device, y=strip_labels(len(z), steps, classes, class_index))
         if out_path.suffix.lower() == ".png":
             out_path.parent.mkdir(parents=True, exist_ok=True)
             return save_grid(to_uint8(images), out_path, len(seeds) - 1, steps)
         return write_samples(images, out_path, overwrite)
     z = truncated_noise(n, cfg.model.z_dim, seed, truncation)
-    return write_samples(render(G, z, device), out, overwrite)
+    y = class_labels(n, classes, class_index)
+    return write_samples(render(G, z, device, y=y), out, overwrite)
 
 
 # ----------------------------------------------------------------------------- latent space tools
@@ -198,23 +199,16 @@ def walk_noise(z_dim: int, seed: int, frames: int, keypoints: int = 4,
     return torch.cat(out)[:frames]
 
 
-def as_unconditional(G: nn.Module, cfg: Config, class_index: int | None = None) -> nn.Module:
-    """``G`` itself, or for a conditional G a module taking noise only (:class:`_WithLabels`)."""
-    classes = num_classes_of(cfg)
-    return _WithLabels(G, classes, class_index) if classes else G
-
-
-class _WithLabels(nn.Module):
-    """A conditional G seen as an unconditional one: row i of a batch gets class ``class_index``,
-    or class ``i mod K`` (so a grid with K columns shows one class per column)."""
-
-    def __init__(self, G: nn.Module, num_classes: int, class_index: int | None) -> None:
-        super().__init__()
-        self.G, self.num_classes, self.class_index = G, num_classes, class_index
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        y = class_labels(len(z), self.num_classes, self.class_index).to(z.device)
-        return self.G(z, y)
+def strip_labels(n: int, steps: int, num_classes: int, class_index: int | None = None
+                 ) -> torch.Tensor | None:
+    """Labels for ``n`` images laid out in strips of ``steps`` (interpolations, walks) from a
+    conditional G: all ``class_index`` when given, else strip ``r`` holds class ``r mod K`` so
+    only z changes along a strip. ``None`` for unconditional generators."""
+    if not num_classes:
+        return None
+    if class_index is not None:
+        return torch.full((n,), class_index, dtype=torch.long)
+    return (torch.arange(n) // steps) % num_classes
 
 
 @torch.no_grad()

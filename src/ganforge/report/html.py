@@ -106,7 +106,7 @@ def _gif(frames: list[Path], max_frames: int = 60) -> bytes | None:
 
 
 def _interpolation_png(run: Path) -> bytes | None:
-    from ..sample import as_unconditional, interpolation_noise, load_generator, render
+    from ..sample import interpolation_noise, load_generator, num_classes_of, render, strip_labels
     from .plots import grid_image, to_uint8
 
     try:
@@ -117,7 +117,8 @@ def _interpolation_png(run: Path) -> bytes | None:
         return None
     z = interpolation_noise(cfg.model.z_dim, [0, 1, 2, 3, 4], 10, "slerp")
     buf = io.BytesIO()
-    grid_image(to_uint8(render(as_unconditional(G, cfg), z)), 4, 10).save(buf, format="PNG")
+    y = strip_labels(len(z), 10, num_classes_of(cfg))  # one class per strip
+    grid_image(to_uint8(render(G, z, y=y)), 4, 10).save(buf, format="PNG")
     return buf.getvalue()
 
 
