@@ -1,4 +1,5 @@
-"""Data parallelism through torchrun on CPU (gloo, 2 processes)."""
+"""Data parallelism through torchrun on CPU (gloo, 2 processes; train.device=cpu also where a GPU
+is present)."""
 
 import json
 import os
@@ -25,7 +26,8 @@ def _free_port() -> int:
 def _torchrun(*args, nproc=2, timeout=300):
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
            "--master-addr=127.0.0.1", f"--master-port={_free_port()}", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    path = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -56,7 +58,8 @@ def test_two_process_step_equals_one_process_step(tmp_path, global_batch):
 def test_torchrun_trains_and_only_rank0_writes(tmp_path, idx_dir):
     run = tmp_path / "run"
     res = _torchrun("-m", "ganforge", "train", "mnist-mlp", "--out", str(run), "--quiet",
-                    f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=16")
+                    f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=16",
+                    "train.device=cpu")
     assert res.returncode == 0, res.stderr[-3000:]
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in recs] == [1, 2], "one line per epoch, written once"
@@ -76,6 +79,7 @@ def test_torchrun_conditional_run_with_ema_and_augmentation(tmp_path, idx_dir):
     run = tmp_path / "run"
     res = _torchrun("-m", "ganforge", "train", "mnist-dcgan", "--out", str(run), "--quiet",
                     f"data.path={idx_dir.parent}", "train.epochs=1", "train.batch_size=16",
+                    "train.device=cpu",
                     "model.g_width=4", "model.d_width=4", "model.conditional=true",
                     "model.d_norm=none", "model.spectral_norm_d=true", "loss.name=hinge",
                     "train.ema_kimg=0.05", "train.augment=translation,cutout")
@@ -83,3 +87,16 @@ def test_torchrun_conditional_run_with_ema_and_augmentation(tmp_path, idx_dir):
     st = load_checkpoint(run)
     assert st["step"] == 4 and "G_ema" in st
     assert main(["sample", str(run), "--n", "4", "--class", "7", "--out", str(tmp_path / "s.npy")]) == 0
+
+
+def test_more_local_ranks_than_gpus_is_a_clear_error(monkeypatch):
+    """torchrun --nproc-per-node=2 on a one-GPU machine: say so, before any process group."""
+    from ganforge.errors import GanforgeError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for k, v in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(GanforgeError, match="--nproc-per-node=1"):
+        distributed.init_from_env("auto")
+    assert not torch.distributed.is_initialized()

@@ -46,7 +46,7 @@ def _crash_at(monkeypatch, step):
 @pytest.mark.parametrize("crash_step,ckpt_steps", [(230, 50), (300, 0)])
 def test_resume_is_bit_identical_on_cpu(tmp_path, monkeypatch, crash_step, ckpt_steps):
     """Mid-epoch checkpoint (step 200) and epoch-boundary checkpoint (step 250)."""
-    over = ["train.epochs=4", f"train.checkpoint_steps={ckpt_steps}"]
+    over = ["train.epochs=4", f"train.checkpoint_steps={ckpt_steps}", "train.device=cpu"]
     full = train(from_preset("gaussian2d", over), tmp_path / "full", quiet=True)
     with monkeypatch.context() as m:
         _crash_at(m, crash_step)
@@ -74,7 +74,7 @@ def test_resume_restores_batchnorm_and_optimizer_state(tmp_path, monkeypatch, id
     """BatchNorm statistics and Adam moments (d2l recipe); G_ema, spectral-norm vectors,
     DiffAugment's random draws, lazy R1's phase and the LR schedule (modern recipe)."""
     over = [f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=16",
-            "train.checkpoint_steps=3", *recipe]
+            "train.checkpoint_steps=3", "train.device=cpu", *recipe]
     full = train(from_preset("mnist-dcgan", over + ["model.g_width=4", "model.d_width=4"]),
                  tmp_path / "full", quiet=True)
     with monkeypatch.context() as m:
@@ -88,6 +88,22 @@ def test_resume_restores_batchnorm_and_optimizer_state(tmp_path, monkeypatch, id
     a, b = load_checkpoint(full.run_dir), load_checkpoint(tmp_path / "cut")
     assert torch.equal(a["opt_G"]["state"][0]["exp_avg"], b["opt_G"]["state"][0]["exp_avg"])
     assert ("G_ema" in a) == bool(recipe)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_on_cuda_continues_from_the_checkpoint(tmp_path, monkeypatch, idx_dir):
+    """A checkpoint loaded onto the GPU holds RNG states there too; resuming must still work
+    (GPU kernels are not bit-reproducible, so this checks counters and closeness, not equality)."""
+    over = [f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=16",
+            "train.checkpoint_steps=3", "train.device=cuda", "model.g_width=4",
+            "model.d_width=4", "train.ema_kimg=1", "train.augment=translation"]
+    with monkeypatch.context() as m:
+        _crash_at(m, 5)
+        with pytest.raises(_Crash):
+            train(from_preset("mnist-dcgan", over), tmp_path / "cut", quiet=True)
+    res = train(from_preset("mnist-dcgan", over), tmp_path / "cut", quiet=True, resume=True)
+    assert res.summary["steps"] == 8 and load_checkpoint(tmp_path / "cut")["step"] == 8
+    assert all(torch.isfinite(v).all() for v in _weights(tmp_path / "cut").values())
 
 
 def _cli(args, **kw):
@@ -148,7 +164,7 @@ def test_nan_rolls_back_with_lower_learning_rate(tmp_path, monkeypatch):
         out = original(self, real, *args, **kwargs)
         if self.step == 60 and not hits:
             hits.append(1)
-            out["loss_D"] = torch.tensor(float("nan"))
+            out["loss_D"] = torch.full_like(out["loss_D"], float("nan"))
         return out
 
     monkeypatch.setattr(GAN, "train_step", poisoned)
@@ -166,7 +182,7 @@ def test_nan_stops_after_max_retries(tmp_path, monkeypatch):
 
     def always_nan(self, real, *args, **kwargs):
         out = original(self, real, *args, **kwargs)
-        out["loss_G"] = torch.tensor(float("inf"))
+        out["loss_G"] = torch.full_like(out["loss_G"], float("inf"))
         return out
 
     monkeypatch.setattr(GAN, "train_step", always_nan)

@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .errors import GanforgeError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -54,6 +56,12 @@ def init_from_env(device_name: str = "auto") -> tuple[DistInfo, torch.device | N
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    if use_cuda and local >= torch.cuda.device_count():
+        raise GanforgeError(
+            f"torchrun started local rank {local}, but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s): use --nproc-per-node="
+            f"{torch.cuda.device_count()} (one process per GPU), or train.device=cpu for gloo "
+            "processes on the CPU")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     _INFO = DistInfo(rank, world, local)

@@ -236,12 +236,14 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
     t0 = time.perf_counter()
     if cfg.data.name == "gaussian2d":
         return {"features": "exact", **gaussian_metrics(G), "seconds": time.perf_counter() - t0}
-    ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress)
-    if ("is" in metrics or "classes" in metrics) and ext.kind != "classifier":
+    # Wrong arguments are reported before the feature network is looked for (or trained).
+    kind = extractor.kind if extractor is not None else features
+    if ("is" in metrics or "classes" in metrics) and kind != "classifier":
         raise GanforgeError("the Inception Score and per-class analysis use the domain "
                             "classifier: add --features classifier (MNIST / Fashion-MNIST)")
     if n_reference is not None and n_reference < 2:
         raise GanforgeError(f"--n-reference must be at least 2, got {n_reference}")
+    ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress)
     real_f, real_p, real_y, cached = reference_features(ext, cfg, n_reference)
     t_gen = time.perf_counter()
     classes = cfg.model.num_classes if cfg.model.conditional else 0

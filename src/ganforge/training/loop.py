@@ -411,13 +411,15 @@ def _rng_state(device: torch.device) -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
+    # A checkpoint loaded with map_location=cuda holds these on the GPU; generators take their
+    # state as a CPU ByteTensor.
+    torch.set_rng_state(state["torch"].cpu())
     v, internal, gauss = state["python"]
     random.setstate((v, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 class _StopRequested(Exception):
@@ -488,8 +490,8 @@ class _Trainer:
             g.scaler_D.load_state_dict(st["scaler_D"])
         g.step, g.epoch, g.images_seen = st["step"], st["epoch"], st["images_seen"]
         pos = st["position"]
-        self.epoch_start_order = pos["epoch_start_order"]
-        self.order_gen.set_state(pos["order_gen"])
+        self.epoch_start_order = pos["epoch_start_order"].cpu()
+        self.order_gen.set_state(pos["order_gen"].cpu())
         self.step_in_epoch, self.seen = pos["step_in_epoch"], pos["seen"]
         self.sums = torch.zeros(4, dtype=torch.float64)
         self.sums[: len(pos["sums"])] = pos["sums"]  # checkpoints before 0.2 kept three sums
