@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from ganforge.report.html import _read_jsonl
+
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
     name, *overrides = text.split()
@@ -33,16 +35,7 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 
 
 def read_metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass  # a line cut by a stop
-    return rows
+    return _read_jsonl(run / "metrics.jsonl")  # a line cut by a stop is skipped
 
 
 def fid_key(row: dict) -> str | None:
