@@ -153,6 +153,21 @@ def test_ablate_gaussian(tmp_path, capsys):
     assert "Ablation" in page and "model.init=d2l" in page
 
 
+def test_ablate_with_workers_equals_the_sequential_ablation(tmp_path):
+    args = ["ablate", "gaussian2d", "--vary", "model.init=d2l,torch", "--seeds", "2",
+            "train.epochs=1", "train.threads=1", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "seq")]) == 0
+    assert main(args + ["--out", str(tmp_path / "par"), "--workers", "2"]) == 0
+    seq = json.loads((tmp_path / "seq" / "ablation.json").read_text())["results"]
+    par = json.loads((tmp_path / "par" / "ablation.json").read_text())["results"]
+    assert list(par) == list(seq)  # the plan's order, not the finishing order
+    for label in seq:
+        assert [r["seed"] for r in par[label]] == [0, 1]
+        assert [r["w2"] for r in par[label]] == pytest.approx([r["w2"] for r in seq[label]],
+                                                              rel=1e-6)
+    assert (tmp_path / "par" / "model.init=torch" / "seed1" / "checkpoint.pt").is_file()
+
+
 def test_ablate_rejects_a_bad_key_before_training(tmp_path, capsys):
     assert main(["ablate", "gaussian2d", "--vary", "model.d_activaton=relu", "--out",
                  str(tmp_path / "a")]) == 2

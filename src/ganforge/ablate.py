@@ -2,7 +2,9 @@
 
 Answers questions like d2l's exercise "what happens if we use ReLU instead of leaky ReLU in D?":
 every combination of the ``--vary`` values is trained for each seed, evaluated the same way, and
-summarised as mean ± std with a side-by-side report.
+summarised as mean ± std with a side-by-side report. ``workers`` > 1 trains that many runs at
+once in separate processes, the CPU threads split between them (results equal a sequential
+ablation's run for run: each run's seed fixes it, not the order).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, from_preset
+from .config import Config, ConfigError, from_preset
 from .data.idx import IDX_DATASETS
 from .errors import GanforgeError
 
@@ -37,16 +39,64 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text)
 
 
+def _train_and_score(cfg: Config, run_dir: Path, n: int, features: str,
+                     progress: bool) -> dict[str, Any]:
+    """One ablation run: train, then FID (or the exact W2 for the 2-D toy) of the result."""
+    from .evaluate import evaluate
+    from .training import train
+
+    res = train(cfg, run_dir, quiet=True, progress=progress)
+    ev = evaluate(run_dir, metrics=("fid",), n=n, features=features, progress=progress)
+    metric = "w2" if "w2" in ev else "fid"
+    return {"seed": cfg.train.seed, "run": str(run_dir), metric: ev[metric],
+            "final_loss_D": res.summary["final_loss_D"],
+            "final_loss_G": res.summary["final_loss_G"], "alarms": res.summary["alarms"]}
+
+
+def _run_parallel(jobs: list[tuple[str, Config, Path]], n: int, features: str, workers: int,
+                  quiet: bool) -> dict[tuple[str, int], dict[str, Any]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    done = {}
+    # spawn, not fork: a forked child inherits the parent's OpenMP thread pool state.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_train_and_score, cfg, run_dir, n, features, False): (label, cfg)
+                   for label, cfg, run_dir in jobs}
+        bar = tqdm(total=len(jobs), desc=f"ablation ({workers} at a time)", unit="run",
+                   disable=quiet)
+        try:
+            for fut in as_completed(futures):
+                label, cfg = futures[fut]
+                done[(label, cfg.train.seed)] = fut.result()  # a failed run raises here
+                bar.update()
+                if not quiet:
+                    bar.write(f"done: {label}, seed {cfg.train.seed}")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # runs not started yet are dropped
+            raise
+        finally:
+            bar.close()
+    return done
+
+
 def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
            overrides: list[str] | None = None, n: int = 2000, features: str | None = None,
-           quiet: bool = False) -> dict[str, Any]:
-    from .evaluate import evaluate
+           quiet: bool = False, workers: int = 1) -> dict[str, Any]:
     from .report.html import write_report
-    from .training import train
 
     overrides = overrides or []
     if seeds < 1:
         raise GanforgeError(f"--seeds must be >= 1, got {seeds}")
+    if workers < 1:
+        raise GanforgeError(f"--workers must be >= 1, got {workers}")
+    if workers > 1 and not any(o.startswith("train.threads=") for o in overrides):
+        # Split the cores between the runs unless the user chose a thread count.
+        import torch
+        overrides = overrides + [f"train.threads={max(1, torch.get_num_threads() // workers)}"]
     axes = parse_vary(vary)
     variants = [list(zip([k for k, _ in axes], combo))
                 for combo in itertools.product(*[v for _, v in axes])]
@@ -64,18 +114,19 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
     cfg0 = plan[0][2]
     if features is None:
         features = "classifier" if cfg0.data.name in IDX_DATASETS else "inception"
+    jobs = [(label, cfg, root / _slug(label) / f"seed{seed}") for label, seed, cfg in plan]
+    if workers > 1:
+        done = _run_parallel(jobs, n, features, min(workers, len(jobs)), quiet)
+    else:
+        done = {}
+        for i, (label, cfg, run_dir) in enumerate(jobs, 1):
+            if not quiet:
+                print(f"[{i}/{len(jobs)}] {label}, seed {cfg.train.seed} -> {run_dir}", flush=True)
+            done[(label, cfg.train.seed)] = _train_and_score(cfg, run_dir, n, features,
+                                                             progress=not quiet)
     results: dict[str, list[dict[str, Any]]] = {}
-    for i, (label, seed, cfg) in enumerate(plan, 1):
-        run_dir = root / _slug(label) / f"seed{seed}"
-        if not quiet:
-            print(f"[{i}/{len(plan)}] {label}, seed {seed} -> {run_dir}", flush=True)
-        res = train(cfg, run_dir, quiet=True, progress=not quiet)
-        ev = evaluate(run_dir, metrics=("fid",), n=n, features=features, progress=not quiet)
-        metric = "w2" if "w2" in ev else "fid"
-        results.setdefault(label, []).append(
-            {"seed": seed, "run": str(run_dir), metric: ev[metric],
-             "final_loss_D": res.summary["final_loss_D"], "final_loss_G": res.summary["final_loss_G"],
-             "alarms": res.summary["alarms"]})
+    for label, seed, _ in plan:  # the plan's order, whatever order the runs finished in
+        results.setdefault(label, []).append(done[(label, seed)])
     metric = "w2" if "w2" in next(iter(results.values()))[0] else "fid"
     name = "2-Wasserstein" if metric == "w2" else f"FID ({features}, n={n})"
     rows = []
@@ -89,6 +140,7 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
         table.append(f"| {label} | {mean:.3f} ± {std:.3f} | {', '.join(f'{v:.3f}' for v in vals)} "
                      f"| {', '.join(alarms) or '-'} |")
     summary = {"preset": preset, "vary": vary, "seeds": seeds, "overrides": overrides,
+               "workers": workers,
                "metric": metric, "features": features, "n": n, "results": results}
     (root / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     intro = ("<h2>Ablation</h2><table><tr><th>variant</th><th>" + html.escape(name)

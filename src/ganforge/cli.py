@@ -155,7 +155,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
     res = ablate(args.preset, args.vary, seeds=args.seeds, out=args.out,
                  overrides=list(args.overrides), n=args.n, features=args.features,
-                 quiet=args.quiet)
+                 quiet=args.quiet, workers=args.workers)
     print(res["table"])
     print(f"comparison report: {res['report']}")
     return 0
@@ -272,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n", type=int, default=2000, help="samples per evaluation (default 2000)")
     sp.add_argument("--features", choices=["classifier", "inception"],
                     help="default: classifier for MNIST-like data, inception otherwise")
+    sp.add_argument("--workers", type=int, default=1,
+                    help="runs trained at once in separate processes, the CPU threads split "
+                         "between them (default 1; a small model on a many-core CPU or a GPU "
+                         "finishes sooner with several)")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_ablate)
 
