@@ -82,3 +82,11 @@ def test_conditional_needs_labelled_image_data():
         from_preset("gaussian2d", ["model.conditional=true"])
     with pytest.raises(ConfigError, match="model.arch=dcgan"):
         from_preset("mnist-mlp", ["model.conditional=true"])
+
+
+def test_g_output_is_for_image_generators():
+    with pytest.raises(ConfigError, match="toy generator is linear"):
+        from_preset("gaussian2d", ["model.g_output=hardtanh"])
+    with pytest.raises(ConfigError, match="model.g_output must be one of"):
+        from_preset("mnist-mlp", ["model.g_output=sigmoid"])
+    assert from_preset("mnist-mlp", ["model.g_output=hardtanh"]).model.g_output == "hardtanh"

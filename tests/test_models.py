@@ -163,3 +163,34 @@ def test_spectral_norm_bounds_every_layer():
 def test_toy_discriminator_width_is_configurable():
     _, D = build_models(ModelConfig(arch="toy", d_hidden=16), (2,))
     assert D.net[0].out_features == 16 and D.net[2].out_features == 16
+
+
+def test_hardtanh_output_reaches_exact_black_with_full_gradient():
+    """tanh needs a pre-activation below -3.1 for grey 0 and passes < 1% of the gradient there;
+    hardtanh clamps to exactly -1 and passes all of it inside (-1, 1)."""
+    from ganforge.models import output_activation
+
+    pre = torch.tensor([-5.0, -0.9, 0.3, 2.0], requires_grad=True)
+    out = output_activation("hardtanh")(pre)
+    out.sum().backward()
+    assert out.tolist() == pytest.approx([-1.0, -0.9, 0.3, 1.0])
+    assert pre.grad.tolist() == [0.0, 1.0, 1.0, 0.0]
+    t = torch.tensor([-3.1], requires_grad=True)
+    output_activation("tanh")(t).sum().backward()
+    assert t.grad.item() < 0.01
+    with pytest.raises(ValueError, match="hardtanh"):
+        output_activation("sigmoid")
+
+
+def test_generators_take_the_output_option():
+    cfg = ModelConfig(arch="dcgan", z_dim=16, g_width=8, d_width=8, g_output="hardtanh")
+    from ganforge.models import build_models
+
+    G, _ = build_models(cfg, (1, 32, 32))
+    assert isinstance(G.net[-1], nn.Hardtanh)
+    with torch.no_grad():  # a large init makes many outputs hit the clamp: exactly -1 or 1
+        G.net[-2].weight.mul_(100)
+    out = G(torch.randn(8, 16))
+    assert out.abs().max() == 1.0 and (out.abs() == 1).float().mean() > 0.2
+    G, _ = build_models(ModelConfig(arch="mlp", z_dim=16, g_output="hardtanh"), (1, 28, 28))
+    assert isinstance(G.net[-1], nn.Hardtanh)

@@ -163,3 +163,30 @@ def test_linear_schedule_decays_to_zero(tmp_path):
     recs = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr_D"] for r in recs]  # the rate of each epoch's last step: 1 - step/total
     assert lrs == pytest.approx([0.05 * (1 - k / 4 + 1 / 500) for k in range(1, 5)], rel=1e-6)
+
+
+def test_linear_schedule_follows_the_time_budget(tmp_path, monkeypatch):
+    """With train.max_minutes ending the run long before its epochs, the linear schedule decays
+    by time: full rate until lr_decay_start of the budget, then down to ~0 at the stop. A fake
+    clock (1 s per reading) makes the budget end after a known number of readings."""
+    from ganforge.training import loop
+
+    clock = iter(range(10**7))
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
+    train(from_preset("gaussian2d", ["train.epochs=1000", "train.max_minutes=60",
+                                     "train.lr_schedule=linear", "train.lr_decay_start=0.5"]),
+          tmp_path / "r", quiet=True)
+    recs = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert recs[-1]["stopped_by"] == "train.max_minutes=60" and len(recs) < 1000
+    lr0 = 0.05
+    fracs = [r["elapsed_seconds"] / 3600 for r in recs]
+    lrs = [r["lr_D"] / lr0 for r in recs]
+    assert all(lr == 1.0 for f, lr in zip(fracs, lrs) if f < 0.49)  # the constant first half
+    late = [(f, lr) for f, lr in zip(fracs, lrs) if 0.55 < f < 0.97]
+    assert late and all(lr == pytest.approx(2 * (1 - f), abs=0.02) for f, lr in late)
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.01
+
+
+def test_lr_decay_start_is_checked():
+    with pytest.raises(GanforgeError, match="lr_decay_start.*in \\[0, 1\\)"):
+        from_preset("gaussian2d", ["train.lr_decay_start=1"])

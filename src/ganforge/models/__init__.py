@@ -5,14 +5,14 @@ from __future__ import annotations
 from torch import nn
 
 from ..config import ModelConfig
-from .blocks import D_block, G_block, apply_spectral_norm, init_weights
+from .blocks import D_block, G_block, apply_spectral_norm, init_weights, output_activation
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .toy import ToyDiscriminator, ToyGenerator
 
 __all__ = ["build_models", "init_weights", "apply_spectral_norm", "G_block", "D_block", "DCGANGenerator",
            "DCGANDiscriminator", "MLPGenerator", "MLPDiscriminator", "ToyGenerator",
-           "ToyDiscriminator", "ARCHITECTURES"]
+           "ToyDiscriminator", "ARCHITECTURES", "output_activation"]
 
 
 def _toy(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -21,7 +21,7 @@ def _toy(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module
 
 
 def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    return (MLPGenerator(cfg.z_dim, shape, cfg.leaky_slope),  # type: ignore[arg-type]
+    return (MLPGenerator(cfg.z_dim, shape, cfg.leaky_slope, cfg.g_output),  # type: ignore[arg-type]
             MLPDiscriminator(shape, cfg.leaky_slope, cfg.d_activation))  # type: ignore[arg-type]
 
 
@@ -32,7 +32,7 @@ def _dcgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modu
     classes = cfg.num_classes if cfg.conditional else 0
     if cfg.conditional and classes < 2:
         raise ValueError(f"a class-conditional model needs at least 2 classes, got {classes}")
-    return (DCGANGenerator(cfg.z_dim, c, h, cfg.g_width, num_classes=classes),
+    return (DCGANGenerator(cfg.z_dim, c, h, cfg.g_width, num_classes=classes, output=cfg.g_output),
             DCGANDiscriminator(c, h, cfg.d_width, cfg.leaky_slope, cfg.d_activation,
                                norm=cfg.d_norm, num_classes=classes))
 

@@ -15,6 +15,20 @@ def activation(name: str, slope: float = 0.2, inplace: bool = False) -> nn.Modul
     raise ValueError(f"unknown activation {name!r}; use leaky_relu or relu")
 
 
+def output_activation(name: str) -> nn.Module:
+    """The generator's last activation, mapping to [-1, 1]. ``tanh`` (DCGAN) only approaches the
+    ends: exact black (-1 rounds to grey 0 below -0.996) needs a pre-activation under -3.1, where
+    tanh's slope is < 0.01, so D's push towards a black background arrives 100x weakened and
+    faint grey specks remain. ``hardtanh`` (clamp to [-1, 1], slope 1 inside) reaches -1 exactly
+    and passes D's gradient unweakened up to it -- for data with flat black or white areas
+    (MNIST, Fashion-MNIST)."""
+    if name == "tanh":
+        return nn.Tanh()
+    if name == "hardtanh":
+        return nn.Hardtanh(-1.0, 1.0)
+    raise ValueError(f"unknown output activation {name!r}; use tanh or hardtanh")
+
+
 class ConditionalBatchNorm2d(nn.Module):
     """BatchNorm whose scale and shift are looked up per class (de Vries et al. 2017; used by
     Miyato & Koyama 2018 and BigGAN): ``gamma[y] * BN(x) + beta[y]``, gamma starting at 1."""

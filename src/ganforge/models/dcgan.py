@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import D_block, G_block
+from .blocks import D_block, G_block, output_activation
 
 
 def _check_resolution(resolution: int) -> int:
@@ -28,10 +28,11 @@ def _check_labels(y: torch.Tensor | None, num_classes: int) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    """z (N, z_dim) or (N, z_dim, 1, 1) [+ labels y (N,) int64] -> image (N, C, R, R) in (-1, 1)."""
+    """z (N, z_dim) or (N, z_dim, 1, 1) [+ labels y (N,) int64] -> image (N, C, R, R) in [-1, 1]
+    (``output``: tanh as in d2l, or hardtanh -- see :func:`output_activation`)."""
 
     def __init__(self, z_dim: int = 100, img_channels: int = 3, img_resolution: int = 64,
-                 width: int = 64, num_classes: int = 0) -> None:
+                 width: int = 64, num_classes: int = 0, output: str = "tanh") -> None:
         super().__init__()
         self.z_dim = z_dim
         self.num_classes = num_classes
@@ -44,7 +45,7 @@ class DCGANGenerator(nn.Module):
             ch //= 2
         layers += [
             nn.ConvTranspose2d(ch, img_channels, kernel_size=4, stride=2, padding=1, bias=False),
-            nn.Tanh(),
+            output_activation(output),
         ]
         self.net = nn.Sequential(*layers)
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .blocks import activation
+from .blocks import activation, output_activation
 
 
 class MLPGenerator(nn.Module):
@@ -18,7 +18,7 @@ class MLPGenerator(nn.Module):
     """
 
     def __init__(self, z_dim: int = 100, img_shape: tuple[int, int, int] = (1, 28, 28),
-                 slope: float = 0.01) -> None:
+                 slope: float = 0.01, output: str = "tanh") -> None:
         super().__init__()
         self.z_dim = z_dim
         self.img_shape = tuple(img_shape)
@@ -27,7 +27,7 @@ class MLPGenerator(nn.Module):
             nn.Linear(100, 128), nn.LeakyReLU(slope),
             nn.Linear(128, 128), nn.LeakyReLU(slope),
             nn.Linear(128, 256), nn.LeakyReLU(slope),
-            nn.Linear(256, math.prod(self.img_shape)), nn.Tanh(),
+            nn.Linear(256, math.prod(self.img_shape)), output_activation(output),
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -446,6 +446,7 @@ class _Trainer:
         self.seen = 0
         self.retries = 0
         self.elapsed_before = 0.0
+        self.agreed_elapsed = 0.0  # run seconds at the last step, averaged over the ranks
         self.acc_window: deque[float] = deque(maxlen=cfg.health.window)
         self.d_alarm_on = False
         self.collapse_alarm_on = False
@@ -465,7 +466,7 @@ class _Trainer:
                           "order_gen": self.order_gen.get_state(),
                           "step_in_epoch": self.step_in_epoch, "sums": self.sums.clone(),
                           "seen": self.seen, "retries": self.retries,
-                          "elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
+                          "elapsed": self._elapsed(),
                           "lr_scale": self.lr_scale,
                           "lr_G": self.gan.opt_G.param_groups[0]["lr"],
                           "lr_D": self.gan.opt_D.param_groups[0]["lr"],
@@ -501,7 +502,7 @@ class _Trainer:
                 raise KeyError("G_ema (the checkpoint has no G_ema; train.ema_kimg was 0)")
             g.ema.G_ema.load_state_dict(st["G_ema"])
         self.retries = pos["retries"]
-        self.elapsed_before = pos["elapsed"]
+        self.elapsed_before = self.agreed_elapsed = pos["elapsed"]
         if pos.get("best"):
             self.reporter.best = tuple(pos["best"])  # type: ignore[assignment]
         _set_rng_state(st["rng"], g.device)
@@ -519,12 +520,23 @@ class _Trainer:
         if not self.quiet:
             tqdm.write(f"ALARM [{kind}] step {self.gan.step}: {message}", file=sys.stderr)
 
+    def progress(self) -> float:
+        """Share of the run done, 0 to 1: by steps out of all epochs', or by time out of
+        ``train.max_minutes`` when that ends the run sooner. Time is the elapsed seconds that all
+        ranks agreed on at the last step, so their learning rates stay identical."""
+        t = self.cfg.train
+        done = self.gan.step / (t.epochs * self.steps_per_epoch)
+        if t.max_minutes:
+            done = max(done, self.agreed_elapsed / (60 * t.max_minutes))
+        return min(done, 1.0)
+
     def _set_lr(self) -> None:
-        """Learning rates = configured x rollback scale x schedule (1, or linear to 0 at the
-        last step)."""
+        """Learning rates = configured x rollback scale x schedule (1, or linear to 0 at the end
+        of the run, starting after ``train.lr_decay_start`` of it)."""
         factor = 1.0
-        if self.cfg.train.lr_schedule == "linear":
-            factor = max(1.0 - self.gan.step / (self.cfg.train.epochs * self.steps_per_epoch), 0.0)
+        t = self.cfg.train
+        if t.lr_schedule == "linear":
+            factor = min((1.0 - self.progress()) / (1.0 - t.lr_decay_start), 1.0)
         for opt, oc in ((self.gan.opt_G, self.cfg.optim_G), (self.gan.opt_D, self.cfg.optim_D)):
             for group in opt.param_groups:
                 group["lr"] = oc.lr * self.lr_scale * factor
@@ -611,9 +623,10 @@ class _Trainer:
                          float(not last and self._checkpoint_due()), float(self._over_budget())]
                 red = torch.cat([torch.stack([stats["loss_D"], stats["loss_G"], stats["acc_D"],
                                               stats["penalty"]]).double() * local_b,
-                                 torch.tensor([local_b, *flags], dtype=torch.float64,
-                                              device=z.device)])
+                                 torch.tensor([local_b, *flags, self._elapsed()],
+                                              dtype=torch.float64, device=z.device)])
                 red = distributed.all_reduce_sum(red).cpu()
+                self.agreed_elapsed = float(red[8]) / distributed.info().world_size
                 vals = red[:4] / red[4]
                 if not torch.isfinite(vals[:2]).all():
                     raise _Diverged(f"non-finite loss at step {gan.step} (loss_D={vals[0]:.4g}, "
@@ -648,7 +661,7 @@ class _Trainer:
             record = {"epoch": epoch, "step": gan.step, "images_seen": gan.images_seen,
                       "loss_D": loss_D, "loss_G": loss_G, "acc_D": acc_D,
                       "examples_per_sec": (self.seen - seen_at_start) / dt, "epoch_seconds": dt,
-                      "elapsed_seconds": self.elapsed_before + time.perf_counter() - self.t_start,
+                      "elapsed_seconds": self._elapsed(),
                       "lr_G": gan.opt_G.param_groups[0]["lr"], "lr_D": gan.opt_D.param_groups[0]["lr"]}
             if cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0:
                 record["penalty_D"] = penalty
@@ -681,10 +694,13 @@ class _Trainer:
                 self.save()
 
 
+    def _elapsed(self) -> float:
+        """Seconds of training in this run, resumed parts included."""
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
     def _over_budget(self) -> bool:
         minutes = self.cfg.train.max_minutes
-        return bool(minutes) and \
-            self.elapsed_before + time.perf_counter() - self.t_start >= 60 * minutes
+        return bool(minutes) and self._elapsed() >= 60 * minutes
 
     def _checkpoint_due(self) -> bool:
         t = self.cfg.train
