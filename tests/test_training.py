@@ -184,7 +184,7 @@ def test_linear_schedule_follows_the_time_budget(tmp_path, monkeypatch):
     assert all(lr == 1.0 for f, lr in zip(fracs, lrs) if f < 0.49)  # the constant first half
     late = [(f, lr) for f, lr in zip(fracs, lrs) if 0.55 < f < 0.97]
     assert late and all(lr == pytest.approx(2 * (1 - f), abs=0.02) for f, lr in late)
-    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.01
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.03  # a few fake seconds per step
 
 
 def test_lr_decay_start_is_checked():
