@@ -77,6 +77,41 @@ def test_evaluate_with_the_classifier_and_cache(tiny_mnist_run, capsys):
     assert sum(r["share"] for r in res["classes"]) == pytest.approx(1.0)
 
 
+def test_one_time_classifier_training_is_not_charged_to_the_time_budget(idx_dir, tmp_path,
+                                                                        monkeypatch):
+    """The domain classifier is trained on first use; with a fake clock on which that takes two
+    hours, a run with train.max_minutes=60 still trains all its epochs, and the classifier is
+    trained before the first step (once), not at the first evaluation."""
+    from ganforge.metrics import classifier
+    from ganforge.training import loop
+
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1e-3
+        return now[0]
+
+    trainings = []
+    real_train = classifier.train_classifier
+
+    def slow_train(*args, **kwargs):
+        trainings.append(now[0])
+        now[0] += 7200.0
+        return real_train(*args, **{**kwargs, "epochs": 1})
+
+    monkeypatch.setattr(loop.time, "perf_counter", clock)
+    monkeypatch.setattr(classifier, "train_classifier", slow_train)
+    run = train(from_preset("mnist-mlp", [f"data.path={idx_dir.parent}", "train.epochs=3",
+                                          "train.batch_size=32", "train.max_minutes=60",
+                                          "eval.every=1", "eval.n=20"]),
+                tmp_path / "run", quiet=True)
+    recs = [json.loads(x) for x in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(trainings) == 1
+    assert [r["epoch"] for r in recs] == [1, 2, 3] and "stopped_by" not in recs[-1]
+    assert all("eval_fid_classifier" in r for r in recs)
+    assert recs[-1]["elapsed_seconds"] < 60
+
+
 def test_reference_subset(tiny_mnist_run):
     from ganforge.evaluate import evaluate
 

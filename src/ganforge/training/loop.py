@@ -364,16 +364,31 @@ class _Reporter:
             shutil.copyfile(name, self.run_dir / "scatter_latest.png")
         return name
 
+    def prepare_evaluation(self) -> None:
+        """Build what evaluation during training needs once per machine (the domain classifier,
+        trained on first use; the reference set's features), before the run's clock starts, so
+        that ``train.max_minutes`` is spent on training and its evaluations, not on cache setup."""
+        from ..evaluate import FeatureExtractor, reference_features
+
+        cfg = self.cfg
+        if not self.main or not cfg.eval.every or cfg.data.name == "gaussian2d":
+            return
+        if self.extractor is not None:
+            return
+        # Progress bars for this one-time work (it can take minutes), none for each epoch's.
+        self.extractor = FeatureExtractor(cfg.eval.features, cfg, str(self.gan.device), None,
+                                          progress=not self.quiet)
+        reference_features(self.extractor, cfg, None)
+        self.extractor.progress = False
+
     def evaluate(self, record: dict[str, Any]) -> None:
         """Evaluation during training: log the metric; keep the best checkpoint."""
-        from ..evaluate import FeatureExtractor, evaluate_generator
+        from ..evaluate import evaluate_generator
 
         cfg = self.cfg
         if not self.main:
             return
-        if self.extractor is None and cfg.data.name != "gaussian2d":
-            self.extractor = FeatureExtractor(cfg.eval.features, cfg, str(self.gan.device), None,
-                                        progress=False)
+        self.prepare_evaluation()
         res = evaluate_generator(self.gan.G_sample, cfg, metrics=("fid",), n=cfg.eval.n,
                                  device=str(self.gan.device), seed=cfg.train.seed,
                                  progress=False, extractor=self.extractor)
@@ -581,6 +596,7 @@ class _Trainer:
 
     # -------------------------------------------------------------- the loop
     def run(self) -> None:
+        self.reporter.prepare_evaluation()
         self.t_start = time.perf_counter()
         if self.gan.step == 0:
             self.save()  # a rollback target exists from the first step on
