@@ -148,13 +148,13 @@ def test_export_loads_without_pickle(tmp_path, toy_run, capsys, monkeypatch):
     def no_pickle(*a, **k):
         raise AssertionError("pickle used")
 
-    monkeypatch.setattr(pickle, "load", no_pickle)
-    monkeypatch.setattr(pickle, "loads", no_pickle)
     from ganforge.export import load_exported
     from ganforge.sample import generate, load_generator
 
-    G1, cfg, _ = load_exported(tmp_path / "G.safetensors")
-    monkeypatch.undo()
+    with monkeypatch.context() as m:  # (undo() would also undo the isolated cache's setenv)
+        m.setattr(pickle, "load", no_pickle)
+        m.setattr(pickle, "loads", no_pickle)
+        G1, cfg, _ = load_exported(tmp_path / "G.safetensors")
     G0, _, _ = load_generator(toy_run)
     torch.testing.assert_close(generate(G1, 2, 10, seed=3), generate(G0, 2, 10, seed=3))
     assert main(["sample", str(tmp_path / "G.safetensors"), "--n", "5",

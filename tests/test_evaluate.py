@@ -170,9 +170,9 @@ def test_folder_reference_is_not_decoded_when_cached(tmp_path, monkeypatch):
             return images.float().reshape(len(images), -1).numpy(), None
 
     f1, _, _, cached1 = reference_features(Fake(), cfg)
-    monkeypatch.setattr(ev, "reference_images", lambda *a, **k: pytest.fail("decoded again"))
-    f2, _, _, cached2 = reference_features(Fake(), cfg)
+    with monkeypatch.context() as m:  # (undo() would also undo the isolated cache's setenv)
+        m.setattr(ev, "reference_images", lambda *a, **k: pytest.fail("decoded again"))
+        f2, _, _, cached2 = reference_features(Fake(), cfg)
     assert (cached1, cached2) == (False, True) and np.array_equal(f1, f2)
-    monkeypatch.undo()
     Image.new("RGB", (8, 8)).save(tmp_path / "new.png")  # a changed folder is a new reference
     assert reference_features(Fake(), cfg)[3] is False
