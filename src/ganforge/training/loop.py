@@ -371,9 +371,8 @@ class _Reporter:
         from ..evaluate import FeatureExtractor, reference_features
 
         cfg = self.cfg
-        if not self.main or not cfg.eval.every or cfg.data.name == "gaussian2d":
-            return
-        if self.extractor is not None:
+        if (not self.main or not cfg.eval.every or cfg.data.name == "gaussian2d"
+                or self.extractor is not None):  # nothing to build, or built already
             return
         # Progress bars for this one-time work (it can take minutes), none for each epoch's.
         self.extractor = FeatureExtractor(cfg.eval.features, cfg, str(self.gan.device), None,
