@@ -82,3 +82,38 @@ def test_default_engine_takes_the_same_steps_as_the_seed_loop():
     for ours, seed in ((gan.G, net_G), (gan.D, net_D)):
         for (name, p), q in zip(ours.named_parameters(), seed.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4, msg=name)
+
+
+_FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw {extra}\n"
+
+
+@pytest.mark.parametrize("capability, extra, native", [
+    ("AVX512", "avx512_bf16", True),   # Zen 4 / Cooper Lake: bf16 dot products in hardware
+    ("AVX512", "amx_bf16 amx_tile", True),  # Sapphire Rapids
+    ("AVX512", "avx512_vnni", False),  # AVX-512 without bf16 instructions: emulated
+    ("AVX2", "avx512_bf16", False),    # torch does not dispatch its AVX-512 kernels
+])
+def test_native_bf16_needs_the_instructions_and_torch_dispatching_them(
+        tmp_path, monkeypatch, capability, extra, native):
+    from ganforge.training import loop
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(_FLAGS.format(extra=extra))
+    monkeypatch.setattr(loop, "_CPUINFO", str(cpuinfo))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert loop.cpu_has_native_bf16() is native
+    assert loop.resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    for name in ("fp32", "bf16", "fp16"):  # a named precision is never second-guessed
+        assert loop.resolve_precision(name, torch.device("cpu")) == name
+
+
+def test_auto_precision_is_resolved_once_and_reported(tmp_path, monkeypatch):
+    from ganforge.training import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    res = train(from_preset("gaussian2d", ["train.epochs=1", "train.precision=auto"]),
+                tmp_path / "r", quiet=True)
+    assert res.summary["precision"] == "bf16"
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    gan = _gan("train.precision=auto")
+    assert gan.precision == "fp32" and gan.amp_dtype is None

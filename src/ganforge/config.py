@@ -85,7 +85,9 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     drop_last: bool = False  # the seeds keep the last, smaller batch
     sync_bn: bool = False  # torchrun on CUDA: BatchNorm statistics over the global batch
-    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + loss scaling)
+    # fp32 | bf16 (autocast) | fp16 (autocast + loss scaling) | auto: bf16 where the hardware
+    # computes it natively (CUDA with bf16; CPUs with AVX-512 BF16 or AMX), else fp32
+    precision: str = "fp32"
     channels_last: bool = False  # NHWC memory format for image models
     compile: bool = False  # torch.compile the forward passes
     ema_kimg: float = 0.0  # G_ema half-life in thousands of images; 0 = no G_ema
@@ -238,7 +240,7 @@ _CHOICES = {
     "train.lr_schedule": ("constant", "linear"),
     "eval.features": ("classifier", "inception"),
     "report.tensorboard": ("auto", "on", "off"),
-    "train.precision": ("fp32", "bf16", "fp16"),
+    "train.precision": ("fp32", "bf16", "fp16", "auto"),
     "optim_G.name": ("adam", "rmsprop", "sgd"),
     "optim_D.name": ("adam", "rmsprop", "sgd"),
 }
@@ -426,6 +428,20 @@ def _best_32(name: str) -> Config:
     )
 
 
+def _fashion_best() -> Config:
+    # The *-best recipe plus bf16 autocast where the CPU/GPU computes bf16 natively
+    # (train.precision=auto; fp32 elsewhere) in NHWC layout: on a 2-core Zen 4 with AVX-512 BF16
+    # 1.65x the images per second of fp32 (624 vs 377 per second), and at 20 minutes on one core
+    # Inception FID 19.6 (378k images) against fp32's 22.7 (239k). G_ema half-life 20k images:
+    # 19.4 against 19.6 for 10k in the same pair (README, "Quality"). mnist-best keeps the fp32
+    # recipe its README row was measured with.
+    cfg = _best_32("fashion-mnist")
+    cfg.train.precision = "auto"
+    cfg.train.channels_last = True
+    cfg.train.ema_kimg = 20
+    return cfg
+
+
 def _pokemon_best() -> Config:
     # Small-data recipe for the sprites: DiffAugment (translation, cutout, colour) so D cannot
     # memorise 5,080 images, hinge loss, spectral-norm D without BatchNorm, G_ema, batch 64, and
@@ -469,7 +485,7 @@ PRESETS: dict[str, Preset] = {
         Preset("mnist-best", "conditional SN-DCGAN, hinge, G_ema on MNIST (60-minute budget)",
                "issue 5: beat the published MNIST FIDs", lambda: _best_32("mnist")),
         Preset("fashion-best", "conditional SN-DCGAN, hinge, G_ema on Fashion-MNIST (60 min)",
-               "issue 5: beat the published Fashion-MNIST FIDs", lambda: _best_32("fashion-mnist")),
+               "issue 5: beat the published Fashion-MNIST FIDs", _fashion_best),
         Preset("pokemon-best", "SN-DCGAN, hinge, DiffAugment, G_ema on the sprites (40 min)",
                "issue 5: make a small image folder train well", _pokemon_best),
     ]

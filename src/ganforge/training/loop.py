@@ -47,6 +47,39 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+_CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX) *and* PyTorch dispatches
+    its AVX-512 kernels here. Without both, bf16 convolutions are emulated and 10-600x slower
+    than fp32 (measured on an AVX2 machine); with both, 1.7x faster training steps
+    (fashion-best on a 2-core Zen 4; README, "Speed")."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not (capability.startswith("AVX512") or "AMX" in capability):
+        return False
+    try:
+        with open(_CPUINFO) as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:  # not Linux: no cheap, reliable way to ask; stay on fp32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``train.precision=auto``: bf16 autocast where the hardware computes bf16 natively (CUDA
+    devices that support it; CPUs with AVX-512 BF16 or AMX), otherwise fp32. Never fp16, which
+    needs loss scaling and is only worth it on GPUs without bf16; ask for it by name."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -110,10 +143,11 @@ class GAN:
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its kernels
         self.ema = EMA(self.G, t.ema_kimg, t.ema_rampup) if t.ema_kimg > 0 else None
         self.augment = parse_policy(t.augment) if t.augment else []
-        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.precision]
+        self.precision = resolve_precision(t.precision, device)
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         # fp16 needs loss scaling; one scaler per network since their backward passes are separate.
-        self.scaler_D = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
-        self.scaler_G = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+        self.scaler_D = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        self.scaler_G = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         # torch.compile wraps the forward passes only; state dicts come from the plain modules.
         self.G_fwd = torch.compile(self.G) if t.compile else self.G
         self.D_fwd = torch.compile(self.D) if t.compile else self.D
@@ -836,6 +870,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
         "final_loss_G": last["loss_G"],
         "train_seconds": last["elapsed_seconds"],
         "device": str(device),
+        "precision": gan.precision,
         "checkpoint": CHECKPOINT_NAME,
         "alarms": [a["alarm"] for a in reporter.alarms],
         "rollbacks": trainer.retries,
