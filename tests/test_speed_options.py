@@ -107,7 +107,7 @@ def test_native_bf16_needs_the_instructions_and_torch_dispatching_them(
         assert loop.resolve_precision(name, torch.device("cpu")) == name
 
 
-def test_auto_precision_is_resolved_once_and_reported(tmp_path, monkeypatch):
+def test_auto_precision_is_resolved_and_reported_in_the_summary(tmp_path, monkeypatch):
     from ganforge.training import loop
 
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)

@@ -53,8 +53,8 @@ _CPUINFO = "/proc/cpuinfo"
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX) *and* PyTorch dispatches
     its AVX-512 kernels here. Without both, bf16 convolutions are emulated and 10-600x slower
-    than fp32 (measured on an AVX2 machine); with both, 1.7x faster training steps
-    (fashion-best on a 2-core Zen 4; README, "Speed")."""
+    than fp32 (measured on an AVX2 machine); with both, 1.3-1.7x faster training steps
+    (fashion-best on a 2-core Zen 4; benchmarks/precision.py)."""
     capability = torch.backends.cpu.get_cpu_capability()
     if not (capability.startswith("AVX512") or "AMX" in capability):
         return False
