@@ -5,7 +5,7 @@
 Times ganforge's own ``train_step`` on a fixed random batch (no data loading, no evaluation), so
 the ratio between the rows is the speed-up the switch gives a training run. Also prints what
 ``train.precision=auto`` resolves to on this machine and why (PyTorch's CPU capability and the
-bf16 flags in /proc/cpuinfo).
+bf16 flags in /proc/cpuinfo), and a dense matmul's GFLOP/s in fp32 and bf16.
 """
 
 from __future__ import annotations
@@ -49,6 +49,17 @@ def time_steps(preset: str, overrides: list[str], steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def matmul_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
+    """Dense n x n matmul throughput in ``dtype``: the arithmetic ceiling each precision has here."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", default=["fashion-best", "pokemon-best"])
@@ -60,14 +71,16 @@ def main() -> None:
     cpu = torch.device("cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_native_bf16()}, "
-          f"train.precision=auto -> {resolve_precision('auto', cpu)}\n")
+          f"train.precision=auto -> {resolve_precision('auto', cpu)}")
+    print(f"dense 1024x1024 matmul: fp32 {matmul_gflops(torch.float32):.0f} GFLOP/s, "
+          f"bf16 {matmul_gflops(torch.bfloat16):.0f} GFLOP/s\n")
     print("| preset | batch | mode | ms/step | images/s | vs fp32 |\n|---|---:|---|---:|---:|---:|")
     for preset in args.presets:
+        bs = from_preset(preset).train.batch_size
         base = None
         for mode, overrides in MODES.items():
             dt = time_steps(preset, overrides, args.steps)
             base = base or dt
-            bs = from_preset(preset).train.batch_size
             print(f"| {preset} | {bs} | {mode} | {dt * 1e3:.1f} | {bs / dt:.0f} | "
                   f"{base / dt:.2f}x |", flush=True)
 

@@ -432,9 +432,10 @@ def _fashion_best() -> Config:
     # The *-best recipe plus bf16 autocast where the CPU/GPU computes bf16 natively
     # (train.precision=auto; fp32 elsewhere), in NHWC layout: on a 2-core Zen 4 with AVX-512 BF16
     # a step is 1.3-1.7x faster than fp32 (benchmarks/precision.py), and the hour saw 1.78M images
-    # instead of 1.29M: Inception FID 9.42 against fp32's 11.18. G_ema half-life 20k images: 19.4
-    # against 19.6 for 10k in a 20-minute pair (README, "Quality"). mnist-best keeps the fp32
-    # recipe its README row was measured with.
+    # instead of 1.29M: Inception FID 9.42 against fp32's 11.18. G_ema half-life 20k images: in a
+    # 20-minute pair the ramp-up held a 50k setting at ~19k, which gave 19.4 against 19.6 for 10k
+    # (within noise; README, "Quality"). mnist-best keeps the fp32 recipe its README row was
+    # measured with.
     cfg = _best_32("fashion-mnist")
     cfg.train.precision = "auto"
     cfg.train.channels_last = True
