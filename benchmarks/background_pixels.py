@@ -16,7 +16,7 @@ import torch
 from ganforge.data.idx import load_idx_dataset
 from ganforge.evaluate import eval_geometry
 from ganforge.report import to_uint8
-from ganforge.sample import generate, load_generator, num_classes_of
+from ganforge.generator import generate, load_generator
 
 
 def shares(u8: torch.Tensor) -> tuple[float, float, float]:
@@ -33,10 +33,10 @@ def main() -> None:
     args = p.parse_args()
     print("| images | exactly 0 | grey 1-40 | > 200 |\n|---|---:|---:|---:|")
     for ema in (True, False):
-        G, cfg, _ = load_generator(args.run, ema=ema)
+        G, cfg, _, classes = load_generator(args.run, ema=ema)
         with torch.no_grad():
             x = generate(G, cfg.model.z_dim, args.n, seed=args.seed,
-                         num_classes=num_classes_of(cfg))
+                         num_classes=classes)
         row = shares(eval_geometry(to_uint8(x), cfg))
         print(f"| {'G_ema' if ema else 'G'} ({args.n}) | " + " | ".join(f"{v:.3f}" for v in row)
               + " |")

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.data.idx import load_idx_dataset
-from ganforge.evaluate import FeatureExtractor, eval_geometry, generate_uint8
+from ganforge.evaluate import FeatureExtractor, eval_geometry
+from ganforge.generator import generate_uint8, load_generator
 from ganforge.metrics import fid_from_features
 
 
@@ -48,8 +49,6 @@ def main() -> None:
                    help="skip the real-data rows (train, noise, blur, half-res)")
     args = p.parse_args()
 
-    from ganforge.sample import load_generator, num_classes_of
-
     runs = [(r, *load_generator(r)) for r in args.runs]
     print("| dataset | images | features | FID | seconds |\n|---|---|---|---:|---:|")
     for ds in args.datasets:
@@ -58,11 +57,11 @@ def main() -> None:
         train, _, _ = load_idx_dataset(ds, "train")
         ref = torch.from_numpy(test[: args.n]).unsqueeze(1)
         rows = {} if args.only_runs else corruptions(torch.from_numpy(train[: args.n]).unsqueeze(1))
-        for path, G, rcfg, _ in runs:
+        for path, G, rcfg, _, classes in runs:
             if rcfg.data.name == ds:
                 rows[f"{rcfg.name} ({path})"] = eval_geometry(
                     generate_uint8(G, rcfg.model.z_dim, args.n, 0, "cpu",
-                                   num_classes=num_classes_of(rcfg)), rcfg)
+                                   num_classes=classes), rcfg)
         if not rows:
             continue
         for feat in args.features:

@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.training import train
 
 

@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.training import GAN
-from ganforge.training.loop import cpu_has_native_bf16, resolve_precision
+from ganforge.runtime import cpu_has_native_bf16, resolve_precision
 
 MODES = {
     "fp32": [],
@@ -34,10 +34,8 @@ def _shape(cfg) -> tuple[int, ...]:
 def time_steps(preset: str, overrides: list[str], steps: int) -> float:
     """Seconds per training step of ``preset`` with ``overrides`` (after 5 warm-up steps)."""
     cfg = from_preset(preset, ["train.precision=fp32", "train.channels_last=false", *overrides])
-    if cfg.model.conditional:
-        cfg.model.num_classes = 10
     torch.manual_seed(0)
-    gan = GAN(cfg, _shape(cfg), torch.device("cpu"))
+    gan = GAN(cfg, _shape(cfg), torch.device("cpu"), num_classes=10 if cfg.model.conditional else 0)
     bs = cfg.train.batch_size
     real = torch.rand(bs, *_shape(cfg)) * 2 - 1
     y = torch.randint(0, 10, (bs,)) if cfg.model.conditional else None

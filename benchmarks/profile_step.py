@@ -18,7 +18,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.data import load_dataset
 from ganforge.training import GAN
 
@@ -28,9 +28,8 @@ COMPUTE = ("conv", "addmm", "aten::mm", "bmm", "matmul", "linear")
 def profile_preset(preset: str, steps: int, overrides: list[str]) -> dict[str, float]:
     cfg = from_preset(preset, ["data.limit=4096", *overrides])
     ds = load_dataset(cfg.data)
-    if cfg.model.conditional:
-        cfg.model.num_classes = len(ds.class_names)
-    gan = GAN(cfg, ds.sample_shape, torch.device("cpu"))
+    classes = len(ds.class_names) if cfg.model.conditional else 0
+    gan = GAN(cfg, ds.sample_shape, torch.device("cpu"), num_classes=classes)
     bs = cfg.train.batch_size
     gen = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, len(ds), (bs,), generator=gen) for _ in range(steps + 3)]

@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.evaluate import evaluate
 from ganforge.training import train
 

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from ganforge.report.html import _read_jsonl
+from ganforge.io import read_jsonl as _read_jsonl
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.data import load_dataset
 from ganforge.data.idx import load_idx_dataset
 from ganforge.data.images import scan_folder

@@ -6,7 +6,7 @@ import sys
 import torch
 
 from ganforge import distributed
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.training import GAN
 
 

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from ganforge.cli import main
+from ganforge.presets import PRESETS
 
 from .conftest import needs_fashion, needs_mnist, needs_pokemon
 
@@ -24,7 +25,11 @@ def _train(tmp_path, preset, *overrides):
 def test_presets_lists_each_one(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out] == ["gaussian2d", "mnist-mlp", "pokemon-dcgan",
+    text = " ".join(" ".join(out).split())
+    for p in PRESETS.values():  # each preset names the paper or tutorial it follows
+        assert f"after {p.citation}" in text
+    assert "issue" not in text.lower()
+    assert [line.split()[0] for line in out if not line.startswith(" ")] == ["gaussian2d", "mnist-mlp", "pokemon-dcgan",
                                                  "fashion-dcgan", "mnist-dcgan", "gaussian2d-best",
                                                  "mnist-best", "fashion-best", "pokemon-best"]
 

@@ -1,6 +1,7 @@
 import pytest
 
-from ganforge.config import PRESETS, Config, ConfigError, all_keys, apply_overrides, from_preset
+from ganforge.config import Config, ConfigError, all_keys, apply_overrides
+from ganforge.presets import PRESETS, from_preset
 
 
 def test_every_preset_builds_and_validates():

@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 
 from ganforge.cli import main
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.errors import CheckpointError
 from ganforge.training import load_checkpoint, train
-from ganforge.training.checkpoint import run_path
+from ganforge.io import run_path
+from ganforge.io.atomic import WriteError
 
 
 def _fails(capsys, *argv, expect):
@@ -110,7 +111,7 @@ def test_output_exists(capsys, tmp_path, toy_run):
 
 
 def test_disk_full_keeps_the_previous_checkpoint(capsys, tmp_path, monkeypatch):
-    import ganforge.training.checkpoint as ckmod
+    import ganforge.io.checkpoint as ckmod
 
     real_save = torch.save
     calls = []
@@ -133,9 +134,9 @@ def test_disk_full_keeps_the_previous_checkpoint(capsys, tmp_path, monkeypatch):
 
 def test_run_path_never_escapes(tmp_path):
     assert run_path(tmp_path, "samples", "a.png") == (tmp_path / "samples" / "a.png").resolve()
-    with pytest.raises(CheckpointError, match="outside the run directory"):
+    with pytest.raises(WriteError, match="outside the run directory"):
         run_path(tmp_path, "..", "evil.png")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(WriteError):
         run_path(tmp_path, "/etc/passwd")
 
 
@@ -148,14 +149,13 @@ def test_export_loads_without_pickle(tmp_path, toy_run, capsys, monkeypatch):
     def no_pickle(*a, **k):
         raise AssertionError("pickle used")
 
-    from ganforge.export import load_exported
-    from ganforge.sample import generate, load_generator
+    from ganforge.generator import generate, load_exported, load_generator
 
     with monkeypatch.context() as m:  # (undo() would also undo the isolated cache's setenv)
         m.setattr(pickle, "load", no_pickle)
         m.setattr(pickle, "loads", no_pickle)
-        G1, cfg, _ = load_exported(tmp_path / "G.safetensors")
-    G0, _, _ = load_generator(toy_run)
+        G1, cfg, _, _ = load_exported(tmp_path / "G.safetensors")
+    G0, _, _, _ = load_generator(toy_run)
     torch.testing.assert_close(generate(G1, 2, 10, seed=3), generate(G0, 2, 10, seed=3))
     assert main(["sample", str(tmp_path / "G.safetensors"), "--n", "5",
                  "--out", str(tmp_path / "p.npy")]) == 0

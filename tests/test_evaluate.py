@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from ganforge.cli import main
-from ganforge.config import from_preset
-from ganforge.evaluate import eval_geometry, evaluate, per_class
+from ganforge.presets import from_preset
+from ganforge.evaluate import eval_geometry, evaluate
+from ganforge.metrics.per_class import per_class
 from ganforge.metrics.classifier import (DomainClassifier, load_classifier, to_classifier_input,
                                          train_classifier)
 from ganforge.training import train
@@ -83,7 +84,7 @@ def test_one_time_classifier_training_is_not_charged_to_the_time_budget(idx_dir,
     hours, a run with train.max_minutes=60 still trains all its epochs, and the classifier is
     trained before the first step (once), not at the first evaluation."""
     from ganforge.metrics import classifier
-    from ganforge.training import loop
+    from ganforge.training import trainer as loop
 
     now = [0.0]
 

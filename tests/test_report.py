@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ganforge.cli import main
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.errors import GanforgeError
 from ganforge.sample import interpolation_noise, slerp, truncated_noise, walk_noise
 from ganforge.training import train

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.errors import GanforgeError
 from ganforge.training import GAN, load_checkpoint, train
 
@@ -164,7 +164,7 @@ def test_nan_rolls_back_with_lower_learning_rate(tmp_path, monkeypatch):
         out = original(self, real, *args, **kwargs)
         if self.step == 60 and not hits:
             hits.append(1)
-            out["loss_D"] = torch.full_like(out["loss_D"], float("nan"))
+            out.loss_D = torch.full_like(out.loss_D, float("nan"))
         return out
 
     monkeypatch.setattr(GAN, "train_step", poisoned)
@@ -182,7 +182,7 @@ def test_nan_stops_after_max_retries(tmp_path, monkeypatch):
 
     def always_nan(self, real, *args, **kwargs):
         out = original(self, real, *args, **kwargs)
-        out["loss_G"] = torch.full_like(out["loss_G"], float("inf"))
+        out.loss_G = torch.full_like(out.loss_G, float("inf"))
         return out
 
     monkeypatch.setattr(GAN, "train_step", always_nan)

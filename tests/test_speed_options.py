@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.training import GAN, load_checkpoint, train
 
 
@@ -20,8 +20,8 @@ def test_mixed_precision_step_is_finite_and_close_to_fp32(precision):
     torch.manual_seed(0)
     gan = _gan(f"train.precision={precision}")
     out = gan.train_step(real)
-    assert torch.isfinite(out["loss_D"]) and torch.isfinite(out["loss_G"])
-    assert abs(out["loss_D"] - ref["loss_D"]) < 0.05  # same init, same noise: losses agree
+    assert torch.isfinite(out.loss_D) and torch.isfinite(out.loss_G)
+    assert abs(out.loss_D - ref.loss_D) < 0.05  # same init, same noise: losses agree
     assert all(torch.isfinite(p).all() for p in gan.G.parameters())
     assert gan.scaler_G.is_enabled() == (precision == "fp16")
 
@@ -95,7 +95,7 @@ _FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw {extra}\n"
 ])
 def test_native_bf16_needs_the_instructions_and_torch_dispatching_them(
         tmp_path, monkeypatch, capability, extra, native):
-    from ganforge.training import loop
+    from ganforge import runtime as loop
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(_FLAGS.format(extra=extra))
@@ -108,7 +108,7 @@ def test_native_bf16_needs_the_instructions_and_torch_dispatching_them(
 
 
 def test_auto_precision_is_resolved_and_reported_in_the_summary(tmp_path, monkeypatch):
-    from ganforge.training import loop
+    from ganforge import runtime as loop
 
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
     res = train(from_preset("gaussian2d", ["train.epochs=1", "train.precision=auto"]),

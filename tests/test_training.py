@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from ganforge.config import from_preset
+from ganforge.presets import from_preset
 from ganforge.errors import GanforgeError
-from ganforge.training import GAN, gaussian_fit, load_checkpoint, train
+from ganforge.metrics.gaussian import gaussian_fit
+from ganforge.training import GAN, load_checkpoint, train
 
 
 def test_toy_gan_learns_the_gaussian(tmp_path):
@@ -49,7 +50,7 @@ def test_step_reuses_fake_batch_and_freezes_D(monkeypatch):
         assert torch.equal(before, p.grad)
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gan.G.parameters())
     assert all(p.requires_grad for p in gan.D.parameters()), "D unfrozen after the step"
-    assert gan.step == 1 and gan.images_seen == 4 and stats["loss_D"].requires_grad is False
+    assert gan.step == 1 and gan.images_seen == 4 and stats.loss_D.requires_grad is False
 
 
 def test_run_directory_contents(tmp_path):
@@ -113,7 +114,11 @@ def test_conditional_run_samples_each_class(tmp_path, idx_dir):
             "model.g_width=4", "model.d_width=4", "model.conditional=true", "model.d_norm=none",
             "model.spectral_norm_d=true", "loss.name=hinge", "train.ema_kimg=0.05"]
     res = train(from_preset("mnist-dcgan", over), tmp_path / "c", quiet=True)
-    assert json.loads((tmp_path / "c" / "config.json").read_text())["model"]["num_classes"] == 10
+    # the config says what was asked (classes from the data); the resolved record what was found
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["model"]["num_classes"] == 0
+    resolved = json.loads((tmp_path / "c" / "resolved.json").read_text())
+    assert resolved["num_classes"] == 10 and resolved["class_names"] == [str(i) for i in range(10)]
+    assert resolved["sample_shape"] == [1, 32, 32] and resolved["precision"] == "fp32"
     st = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
     assert not torch.equal(st["G_ema"]["net.0.conv2d_trans.weight"], st["G"]["net.0.conv2d_trans.weight"])
     arrays = {}
@@ -140,7 +145,7 @@ def test_conditional_run_samples_each_class(tmp_path, idx_dir):
 
 
 def test_lazy_r1_runs_every_k_steps(monkeypatch):
-    import ganforge.training.loop as loop
+    import ganforge.training.step as loop
 
     calls = []
     real_r1 = loop.r1_penalty
@@ -154,7 +159,7 @@ def test_lazy_r1_runs_every_k_steps(monkeypatch):
     gan = GAN(cfg, (2,), torch.device("cpu"))
     out = [gan.train_step(torch.randn(8, 2)) for _ in range(10)]
     assert len(calls) == 3  # steps 0, 4, 8
-    assert out[0]["penalty"] > 0 and out[1]["penalty"] == 0
+    assert out[0].penalty > 0 and out[1].penalty == 0
 
 
 def test_linear_schedule_decays_to_zero(tmp_path):
@@ -169,7 +174,7 @@ def test_linear_schedule_follows_the_time_budget(tmp_path, monkeypatch):
     """With train.max_minutes ending the run long before its epochs, the linear schedule decays
     by time: full rate until lr_decay_start of the budget, then down to ~0 at the stop. A fake
     clock (1 s per reading) makes the budget end after a known number of readings."""
-    from ganforge.training import loop
+    from ganforge.training import trainer as loop
 
     clock = iter(range(10**7))
     monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))

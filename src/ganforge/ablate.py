@@ -12,14 +12,23 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import multiprocessing
 import re
 import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, from_preset
+import torch
+from tqdm import tqdm
+
+from .config import Config, ConfigError
 from .data.idx import IDX_DATASETS
 from .errors import GanforgeError
+from .evaluate import evaluate
+from .presets import from_preset
+from .report.html import write_report
+from .training import train
 
 
 def parse_vary(vary: list[str]) -> list[tuple[str, list[str]]]:
@@ -42,9 +51,6 @@ def _slug(text: str) -> str:
 def _train_and_score(cfg: Config, run_dir: Path, n: int, features: str,
                      progress: bool) -> dict[str, Any]:
     """One ablation run: train, then FID (or the exact W2 for the 2-D toy) of the result."""
-    from .evaluate import evaluate
-    from .training import train
-
     res = train(cfg, run_dir, quiet=True, progress=progress)
     ev = evaluate(run_dir, metrics=("fid",), n=n, features=features, progress=progress)
     metric = "w2" if "w2" in ev else "fid"
@@ -55,11 +61,6 @@ def _train_and_score(cfg: Config, run_dir: Path, n: int, features: str,
 
 def _run_parallel(jobs: list[tuple[str, Config, Path]], n: int, features: str, workers: int,
                   quiet: bool) -> dict[tuple[str, int], dict[str, Any]]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from tqdm import tqdm
-
     done = {}
     # spawn, not fork: a forked child inherits the parent's OpenMP thread pool state.
     ctx = multiprocessing.get_context("spawn")
@@ -86,7 +87,6 @@ def _run_parallel(jobs: list[tuple[str, Config, Path]], n: int, features: str, w
 def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
            overrides: list[str] | None = None, n: int = 2000, features: str | None = None,
            quiet: bool = False, workers: int = 1) -> dict[str, Any]:
-    from .report.html import write_report
 
     overrides = overrides or []
     if seeds < 1:
@@ -95,7 +95,6 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
         raise GanforgeError(f"--workers must be >= 1, got {workers}")
     if workers > 1 and not any(o.startswith("train.threads=") for o in overrides):
         # Split the cores between the runs unless the user chose a thread count.
-        import torch
         overrides = overrides + [f"train.threads={max(1, torch.get_num_threads() // workers)}"]
     axes = parse_vary(vary)
     variants = [list(zip([k for k, _ in axes], combo))

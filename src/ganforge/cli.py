@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import textwrap
 from pathlib import Path
 
-from . import __version__
+from . import __version__, distributed
+from .ablate import ablate
+from .config import Config, apply_overrides, key_specs, keys_markdown, validate
+from .data.idx import IDX_DATASETS, download
+from .data.named_folders import FOLDER_DATASETS, locate_folder
+from .data.roots import download_dir
 from .errors import GanforgeError
+from .evaluate import evaluate, format_table
+from .export import export_generator
+from .io import load_checkpoint
+from .metrics.classifier import train_classifier
+from .presets import PRESETS, from_preset
+from .report.html import write_report
+from .sample import sample
+from .training import TrainingInterrupted, train
 
 
 def _unique_run_dir(preset: str) -> Path:
@@ -21,29 +36,29 @@ def _unique_run_dir(preset: str) -> Path:
 
 
 def distributed_rank() -> int:
-    import os
-
     return int(os.environ.get("RANK", "0"))
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from .config import PRESETS, all_keys
-
+    if args.markdown:
+        print(keys_markdown(), end="")
+        return 0
     if args.keys:
-        for key in all_keys():
-            print(key)
+        for spec in key_specs():
+            choices = f" ({' | '.join(spec.choices)})" if spec.choices else ""
+            print(f"{spec.key}: {spec.type} = {spec.default!r}{choices}")
+            print(textwrap.fill(spec.help, width=96, initial_indent="    ",
+                                subsequent_indent="    "))
         return 0
     width = max(len(n) for n in PRESETS)
     for p in PRESETS.values():
-        print(f"{p.name:<{width}}  {p.summary}  [{p.source}]")
+        print(f"{p.name:<{width}}  {p.summary}")
+        print(textwrap.fill(f"after {p.citation}", width=100, initial_indent=" " * (width + 2),
+                            subsequent_indent=" " * (width + 2)))
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import Config, apply_overrides, from_preset, validate
-    from .training import train
-    from .training.checkpoint import load_checkpoint
-
     overrides = list(args.overrides)
     if args.preset and "=" in args.preset:  # `train --resume RUN key=value`: no preset given
         overrides.insert(0, args.preset)
@@ -68,8 +83,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 "--resume RUN to continue a run")
         cfg = from_preset(args.preset, overrides)
         out = Path(args.out) if args.out else _unique_run_dir(cfg.name)
-    from . import distributed
-
     try:
         result = train(cfg, out, progress=not args.quiet, quiet=args.quiet,
                        overwrite=args.overwrite, resume=bool(args.resume))
@@ -96,8 +109,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .sample import sample
-
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
     out = sample(args.run, args.n, args.out, seed=args.seed, device=args.device,
                  overwrite=args.overwrite, truncation=args.truncation,
@@ -111,8 +122,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, format_table
-
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     res = evaluate(args.run, metrics=metrics, n=args.n, features=args.features,
                    device=args.device, seed=args.seed, inception_path=args.inception,
@@ -124,8 +133,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from .metrics.classifier import train_classifier
-
     rec = train_classifier(args.dataset, epochs=args.epochs, seed=args.seed,
                            data_dir=args.data_dir, progress=not args.quiet)
     print(f"{args.dataset} classifier: test accuracy {100 * rec['test_accuracy']:.2f}% after "
@@ -134,16 +141,12 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_generator
-
     weights, meta = export_generator(args.run, args.out, overwrite=args.overwrite)
     print(f"wrote {weights} and {meta} (load without pickle: ganforge.export.load_exported)")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report.html import write_report
-
     out = write_report(args.runs, args.out, title=args.title,
                        interpolation=not args.no_interpolation)
     print(f"report written to {out} (self-contained: open it in any browser)")
@@ -151,8 +154,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .ablate import ablate
-
     res = ablate(args.preset, args.vary, seeds=args.seeds, out=args.out,
                  overrides=list(args.overrides), n=args.n, features=args.features,
                  quiet=args.quiet, workers=args.workers)
@@ -162,10 +163,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .data.idx import IDX_DATASETS, download, user_cache_dir
-
-    dest = Path(args.dir) if args.dir else user_cache_dir() / "data" / args.dataset
-    download(IDX_DATASETS[args.dataset], dest)
+    if args.dataset in FOLDER_DATASETS:
+        dest = locate_folder(args.dataset, args.dir)
+    else:
+        dest = Path(args.dir) if args.dir else download_dir(args.dataset)
+        download(IDX_DATASETS[args.dataset], dest)
     print(f"{args.dataset} is in {dest}")
     return 0
 
@@ -176,8 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sp = sub.add_parser("presets", help="list the presets (one line each)")
-    sp.add_argument("--keys", action="store_true", help="list every config key instead")
+    sp = sub.add_parser("presets", help="list the presets and the papers or tutorials they follow")
+    sp.add_argument("--keys", action="store_true",
+                    help="list every config key instead: type, default, choices and meaning")
+    sp.add_argument("--markdown", action="store_true",
+                    help="the key reference as Markdown (docs/configuration.md)")
     sp.set_defaults(func=cmd_presets)
 
     sp = sub.add_parser("train", help="train a preset, with key=value overrides",
@@ -279,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_ablate)
 
-    sp = sub.add_parser("download", help="download MNIST or Fashion-MNIST (checksums verified)")
-    sp.add_argument("dataset", choices=["mnist", "fashion-mnist"])
+    sp = sub.add_parser("download", help="download a named dataset (checksums verified)")
+    sp.add_argument("dataset", choices=[*IDX_DATASETS, *FOLDER_DATASETS])
     sp.add_argument("--dir", help="destination (default: the user cache)")
     sp.set_defaults(func=cmd_download)
     return p
@@ -299,8 +304,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GanforgeError as e:
-        from .training.loop import TrainingInterrupted
-
         if isinstance(e, TrainingInterrupted):
             print(f"ganforge: {e}", file=sys.stderr)
             return 130

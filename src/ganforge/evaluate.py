@@ -10,9 +10,9 @@ Reference features are cached under a hash of everything that produced them.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,21 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from tqdm.auto import tqdm
 
 from .config import Config
-from .data import load_dataset
-from .data.idx import IDX_DATASETS, load_idx_dataset, user_cache_dir
+from .data import folder_path, is_image_folder, load_dataset, resolve_shape
+from .data.idx import IDX_DATASETS, load_idx_dataset
+from .data.images import scan_folder
+from .data.roots import user_cache_dir
 from .errors import GanforgeError
-from .metrics import (density_coverage, fid_from_features, frechet_distance, inception_score, kid,
-                      precision_recall)
-from .report import to_uint8
+from .generator import generate_uint8, load_generator
+from .io import atomic_write, resolve_checkpoint, write_json
+from .metrics.classifier import ClassifierFeatures
+from .metrics.features import InceptionFeatures
+from .metrics.gaussian import gaussian_metrics
+from .metrics.registry import METRICS, EvalInputs, display_names
 
-METRICS = ("fid", "kid", "pr", "dc", "is", "classes")
 FEATURES = ("inception", "classifier")
 REFERENCE_VERSION = 1
 
@@ -48,16 +52,17 @@ def eval_geometry(images: torch.Tensor, cfg: Config) -> torch.Tensor:
 
 def reference_images(cfg: Config, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """Real images for comparison (uint8 NCHW), their labels, and what identifies them."""
-    if cfg.data.name in IDX_DATASETS:
-        images, labels, _ = load_idx_dataset(cfg.data.name, "test", cfg.data.path or None,
-                                             allow_download=cfg.data.download)
+    data = resolve_shape(cfg.data)
+    if data.name in IDX_DATASETS:
+        images, labels, _ = load_idx_dataset(data.name, "test", data.path or None,
+                                             allow_download=data.download)
         x = torch.from_numpy(images).unsqueeze(1)
-        if cfg.data.channels == 3:
+        if data.channels == 3:
             x = x.expand(-1, 3, -1, -1).contiguous()
         y = torch.from_numpy(labels)
-        ident = {"dataset": cfg.data.name, "split": "test", "channels": int(x.shape[1])}
-    elif cfg.data.name == "folder":
-        ds = load_dataset(cfg.data)
+        ident = {"dataset": data.name, "split": "test", "channels": int(x.shape[1])}
+    elif is_image_folder(data):
+        ds = load_dataset(data)
         x, y = ds.data, ds.labels
         ident = folder_ident(cfg)
     else:
@@ -72,16 +77,16 @@ def reference_images(cfg: Config, n: int | None = None) -> tuple[torch.Tensor, t
 def folder_ident(cfg: Config) -> dict:
     """What identifies an image folder's reference without decoding it: its files, their sizes
     and modification times, and the resolution/channels/limit they are decoded at."""
-    from .data.images import scan_folder
-
-    files, _, _ = scan_folder(cfg.data.path)
+    data = resolve_shape(cfg.data)
+    path = folder_path(data)
+    files, _, _ = scan_folder(path)
     stamp = hashlib.sha256()
     for f in files:
         st = f.stat()
         stamp.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return {"dataset": "folder", "path": str(Path(cfg.data.path).resolve()), "files": len(files),
-            "stamp": stamp.hexdigest(), "resolution": cfg.data.resolution,
-            "channels": cfg.data.channels, "limit": cfg.data.limit}
+    return {"dataset": "folder", "path": str(Path(path).resolve()), "files": len(files),
+            "stamp": stamp.hexdigest(), "resolution": data.resolution,
+            "channels": data.channels, "limit": data.limit}
 
 
 def _cache_path(ident: dict, extractor_key: str) -> Path:
@@ -91,13 +96,9 @@ def _cache_path(ident: dict, extractor_key: str) -> Path:
 
 
 def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue())
 
 
 class FeatureExtractor:
@@ -108,12 +109,8 @@ class FeatureExtractor:
         self.kind = kind
         self.progress = progress
         if kind == "inception":
-            from .metrics.features import InceptionFeatures
-
             self.net = InceptionFeatures(inception_path, device=device)
         elif kind == "classifier":
-            from .metrics.classifier import ClassifierFeatures
-
             if cfg.data.name not in IDX_DATASETS:
                 raise GanforgeError(f"--features classifier exists for MNIST and Fashion-MNIST, "
                                     f"not {cfg.data.name}; use --features inception")
@@ -124,8 +121,6 @@ class FeatureExtractor:
         self.key = self.net.cache_key
 
     def __call__(self, images: torch.Tensor, desc: str) -> tuple[np.ndarray, np.ndarray | None]:
-        from tqdm.auto import tqdm
-
         bs = 50 if self.kind == "inception" else 500
         feats, probs = [], []
         for i in tqdm(range(0, len(images), bs), desc=desc, unit="batch", leave=False,
@@ -144,7 +139,7 @@ def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None =
                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
     """(features, probs, labels, from_cache) of the real images, cached on disk. An image folder
     is not decoded at all when its features are cached."""
-    if cfg.data.name == "folder":
+    if is_image_folder(cfg.data):
         ident = {**folder_ident(cfg), "n": n}
         path = _cache_path(ident, extractor.key)
         if path.is_file():
@@ -168,66 +163,14 @@ def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None =
     return feats, probs, lab, False
 
 
-@torch.no_grad()
-def generate_uint8(G: nn.Module, z_dim: int, n: int, seed: int, device: str | torch.device,
-                   batch_size: int = 250, num_classes: int = 0) -> torch.Tensor:
-    """``n`` samples as uint8 NCHW; conditional generators (``num_classes`` > 0) get balanced
-    labels ``i mod num_classes`` (see :func:`ganforge.sample.class_labels`)."""
-    from .sample import class_labels
-
-    gen = torch.Generator().manual_seed(seed)
-    labels = class_labels(n, num_classes)
-    was = G.training
-    G.eval()
-    out = []
-    for i in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - i), z_dim, generator=gen).to(device)
-        x = G(z) if labels is None else G(z, labels[i:i + len(z)].to(device))
-        out.append(to_uint8(x))
-    G.train(was)
-    return torch.cat(out)
-
-
-def gaussian_metrics(G: nn.Module) -> dict[str, float]:
-    """Exact metrics for the 2-D toy: mean error, covariance error, closed-form W2."""
-    from .training.loop import gaussian_fit
-
-    g = gaussian_fit(G)
-    w2 = float(np.sqrt(frechet_distance(g["fitted_mean"], g["fitted_cov"], g["true_mean"],
-                                        g["true_cov"])))
-    return {"mean_error": g["mean_error"], "cov_rel_error": g["cov_rel_error"], "w2": w2}
-
-
-def per_class(real_f: np.ndarray, real_labels: np.ndarray, fake_f: np.ndarray,
-              fake_probs: np.ndarray, class_names: list[str], min_count: int = 100,
-              fake_labels: np.ndarray | None = None) -> list[dict]:
-    """Per class: share of generated samples predicted as it, mean confidence, and the FID
-    between real test images of the class and generated samples of it: those the classifier
-    predicts as the class, or for a conditional generator (``fake_labels``, the classes asked
-    for) those generated for it -- then ``agreement`` is the share the classifier recognises."""
-    pred = fake_probs.argmax(1)
-    rows = []
-    for c, name in enumerate(class_names):
-        mask = pred == c if fake_labels is None else fake_labels == c
-        count = int(mask.sum())
-        fid_c = (fid_from_features(real_f[real_labels == c], fake_f[mask])
-                 if count >= min_count and (real_labels == c).sum() >= 2 else None)
-        row = {"class": c, "name": name, "share": float((pred == c).mean()),
-               "real_share": float((real_labels == c).mean()),
-               "confidence": float(fake_probs[mask, c].mean()) if count else None,
-               "fid": fid_c}
-        if fake_labels is not None:
-            row["agreement"] = float((pred[mask] == c).mean()) if count else None
-        rows.append(row)
-    return rows
-
-
-def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = ("fid",),
+def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, ...] = ("fid",),
                        n: int = 10000, features: str = "inception", device: str = "cpu",
                        seed: int = 0, inception_path: str | None = None, progress: bool = True,
-                       extractor: Any = None, n_reference: int | None = None) -> dict[str, Any]:
-    """Evaluate an in-memory generator against the reference set (the test split, or the image
-    folder), or its first ``n_reference`` images; returns a flat dict of results."""
+                       extractor: Any = None, n_reference: int | None = None,
+                       num_classes: int = 0) -> dict[str, Any]:
+    """Evaluate an in-memory generator (conditioned on ``num_classes`` classes, 0 = none)
+    against the reference set (the test split, or the image folder), or its first
+    ``n_reference`` images; returns a flat dict of results."""
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise GanforgeError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
@@ -238,7 +181,7 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
         return {"features": "exact", **gaussian_metrics(G), "seconds": time.perf_counter() - t0}
     # Wrong arguments are reported before the feature network is looked for (or trained).
     kind = extractor.kind if extractor is not None else features
-    if ("is" in metrics or "classes" in metrics) and kind != "classifier":
+    if any(METRICS[m].needs_classifier for m in metrics) and kind != "classifier":
         raise GanforgeError("the Inception Score and per-class analysis use the domain "
                             "classifier: add --features classifier (MNIST / Fashion-MNIST)")
     if n_reference is not None and n_reference < 2:
@@ -246,31 +189,19 @@ def evaluate_generator(G: nn.Module, cfg: Config, *, metrics: tuple[str, ...] = 
     ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress)
     real_f, real_p, real_y, cached = reference_features(ext, cfg, n_reference)
     t_gen = time.perf_counter()
-    classes = cfg.model.num_classes if cfg.model.conditional else 0
     fake = eval_geometry(generate_uint8(G, cfg.model.z_dim, n, seed, device,
-                                        num_classes=classes), cfg)
+                                        num_classes=num_classes), cfg)
     fake_f, fake_p = ext(fake, "generated features")
+    inputs = EvalInputs(real_f, fake_f, real_p, fake_p, real_y,
+                        (np.arange(n) % num_classes) if num_classes else None,
+                        tuple(getattr(ext.net, "class_names", ())))
     out: dict[str, Any] = {"features": ext.kind, "n_generated": n, "n_reference": len(real_f),
                            "reference_cached": cached, "seed": seed}
-    if "fid" in metrics:
-        out["fid"] = fid_from_features(real_f, fake_f)
-    if "kid" in metrics:
-        # subsets of at most half of each side, so the spread over subsets means something
-        out["kid"], out["kid_std"] = kid(real_f, fake_f,
-                                         subset_size=max(2, min(1000, n // 2, len(real_f) // 2)))
-    if "pr" in metrics:
-        out["precision"], out["recall"] = precision_recall(real_f, fake_f)
-    if "dc" in metrics:
-        out["density"], out["coverage"] = density_coverage(real_f, fake_f)
-    if "is" in metrics:
-        out["is"], out["is_std"] = inception_score(fake_p)
-        out["is_real"] = inception_score(real_p)[0]
-    if "classes" in metrics:
-        if real_y is None:
-            raise GanforgeError("per-class analysis needs labelled reference data")
-        fake_y = (np.arange(n) % classes) if classes else None
-        out["classes"] = per_class(real_f, real_y, fake_f, fake_p, ext.net.class_names,
-                                   fake_labels=fake_y)
+    for name in metrics:
+        try:
+            out.update(METRICS[name].compute(inputs))
+        except ValueError as e:
+            raise GanforgeError(f"metric {name}: {e}") from None
     out["seconds_generated_side"] = time.perf_counter() - t_gen
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -282,12 +213,9 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
              ema: bool = True, n_reference: int | None = None) -> dict[str, Any]:
     """Evaluate a run directory or checkpoint (its G_ema when it has one, unless ``ema=False``);
     writes ``eval.json`` into the run."""
-    from .sample import load_generator
-    from .training.checkpoint import resolve_checkpoint
-
-    G, cfg, _ = load_generator(path, device, ema=ema)
+    G, cfg, _, classes = load_generator(path, device, ema=ema)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
-                             n_reference=n_reference,
+                             n_reference=n_reference, num_classes=classes,
                              seed=seed, inception_path=inception_path, progress=progress)
     ckpt = resolve_checkpoint(path)
     res["checkpoint"] = ckpt.name
@@ -299,23 +227,17 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
         if n_reference is not None:
             key += f"/ref{res.get('n_reference')}"
         existing[key if res["generator"] == "G" else f"{key}/ema"] = res
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(existing, indent=2) + "\n")
-        os.replace(tmp, out)
+        write_json(out, existing)
         res["eval_json"] = str(out)
     return res
 
 
 def format_table(res: dict[str, Any]) -> str:
     """The results as a small text table (per-class rows below, when present)."""
-    names = {"fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
-             "density": "density", "coverage": "coverage", "is": "Inception Score",
-             "mean_error": "mean error", "cov_rel_error": "covariance error (rel.)",
-             "w2": "2-Wasserstein"}
     lines = [f"features: {res['features']}" + (f", {res['n_generated']} generated vs "
                                                 f"{res['n_reference']} real"
                                                 if "n_generated" in res else "")]
-    for key, label in names.items():
+    for key, label in display_names().items():
         if key in res:
             val = f"{res[key]:.4f}"
             if f"{key}_std" in res:

@@ -1,4 +1,7 @@
-"""Sampling from a trained run: load G from a checkpoint, draw seeded samples, write them out."""
+"""``ganforge sample``: seeded samples, interpolation strips and latent walks, written to files.
+
+The latent-space tools themselves (truncation, slerp, interpolation and walk noise) live in
+:mod:`ganforge.generator`; they are importable from here too."""
 
 from __future__ import annotations
 
@@ -9,61 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
-from .config import Config, ConfigError
-from .errors import CheckpointError, GanforgeError, describe_state_dict_error
-from .models import build_models
-from .report import save_grid, scatter_2d, to_uint8
-from .training.checkpoint import load_checkpoint
+from .data import gaussian2d
+from .errors import GanforgeError
+from .generator import (class_labels, interpolation_noise, load_generator, render, slerp,
+                        strip_labels, truncated_noise, walk_noise)
+from .report.plots import save_grid, scatter_2d, to_uint8
 
-
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
-                   ema: bool = True) -> tuple[nn.Module, Config, tuple[int, ...]]:
-    """Rebuild G from a run directory, a checkpoint or a ``.safetensors`` export; returns
-    (G in eval mode, config, sample shape). Runs that keep an EMA of G give ``G_ema`` unless
-    ``ema=False``."""
-    if str(path).endswith(".safetensors"):
-        from .export import load_exported
-
-        return load_exported(path, device)
-    state = load_checkpoint(path, map_location=device)
-    try:
-        cfg = Config.from_dict(state["config"])
-        shape = tuple(int(s) for s in state["sample_shape"])
-        G, _ = build_models(cfg.model, shape)
-        G.load_state_dict(state["G_ema"] if ema and "G_ema" in state else state["G"])
-    except (ConfigError, KeyError, RuntimeError, ValueError, TypeError) as e:
-        raise CheckpointError(
-            f"the checkpoint at {path} does not match its own config "
-            f"({describe_state_dict_error(e)}); it may come from another ganforge version"
-        ) from None
-    return G.to(device).eval(), cfg, shape
-
-
-def generate(G: nn.Module, z_dim: int, n: int, seed: int = 0, batch_size: int = 256,
-             device: str | torch.device = "cpu", num_classes: int = 0) -> torch.Tensor:
-    """``n`` samples (float, [-1, 1] for images) from noise drawn on the CPU with ``seed``:
-    the same seed gives the same samples on every device and for every batch size.
-    Conditional generators get balanced labels (:func:`class_labels`)."""
-    return render(G, truncated_noise(n, z_dim, seed), device, batch_size,
-                  y=class_labels(n, num_classes))
-
-
-def class_labels(n: int, num_classes: int, class_index: int | None = None
-                 ) -> torch.Tensor | None:
-    """Labels for ``n`` samples of a conditional generator: all ``class_index`` when given, else
-    ``0, 1, ..., K-1, 0, 1, ...`` (every class equally often, as in the test splits of MNIST-like
-    data). ``None`` for unconditional generators (``num_classes == 0``)."""
-    if not num_classes:
-        return None
-    if class_index is not None:
-        return torch.full((n,), class_index, dtype=torch.long)
-    return torch.arange(n) % num_classes
-
-
-def num_classes_of(cfg: Config) -> int:
-    return cfg.model.num_classes if cfg.model.conditional else 0
+__all__ = ["interpolation_noise", "sample", "slerp", "truncated_noise", "walk_noise",
+           "write_animation", "write_samples"]
 
 
 def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -84,8 +41,6 @@ def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool
             cols = math.ceil(math.sqrt(len(samples)))
             save_grid(to_uint8(samples), out, math.ceil(len(samples) / cols), cols)
         else:
-            from .data import gaussian2d
-
             scatter_2d(gaussian2d(len(samples)).numpy(), samples.numpy(), out)
     elif suffix:
         raise GanforgeError(f"--out {out}: use a .png (grid), a .npy (array) or a folder name")
@@ -110,8 +65,7 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
     interpolation strip per pair of ``seeds`` (``interpolate``), or a looping latent walk (``walk``)."""
     if n <= 0:
         raise GanforgeError(f"--n must be a positive number of samples, got {n}")
-    G, cfg, shape = load_generator(path, device, ema=ema)
-    classes = num_classes_of(cfg)
+    G, cfg, shape, classes = load_generator(path, device, ema=ema)
     if class_index is not None and not classes:
         raise GanforgeError(f"--class needs a class-conditional model; {path} was trained "
                             f"unconditionally (train with model.conditional=true)")
@@ -138,90 +92,6 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
     z = truncated_noise(n, cfg.model.z_dim, seed, truncation)
     y = class_labels(n, classes, class_index)
     return write_samples(render(G, z, device, y=y), out, overwrite)
-
-
-# ----------------------------------------------------------------------------- latent space tools
-
-
-def truncated_noise(n: int, z_dim: int, seed: int, truncation: float | None = None) -> torch.Tensor:
-    """z ~ N(0, I), or with ``truncation`` t > 0 the truncation trick (Brock et al. 2019): every
-    entry with |z| > t is redrawn until it falls inside, trading diversity for fidelity."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, z_dim, generator=gen)
-    if truncation is not None:
-        if truncation <= 0:
-            raise GanforgeError(f"--truncation must be > 0, got {truncation}")
-        for _ in range(1000):
-            bad = z.abs() > truncation
-            if not bad.any():
-                break
-            z[bad] = torch.randn(int(bad.sum()), generator=gen)
-    return z
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between rows ``a`` and ``b`` (falls back to linear when parallel)."""
-    an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
-    omega = torch.acos((an * bn).sum(-1, keepdim=True).clamp(-1, 1))
-    so = torch.sin(omega)
-    t = t.reshape(-1, 1)
-    lin = (1 - t) * a + t * b
-    sph = torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
-    return torch.where(so.abs() < 1e-6, lin, sph)
-
-
-def interpolation_noise(z_dim: int, seeds: list[int], steps: int, mode: str = "slerp",
-                        truncation: float | None = None) -> torch.Tensor:
-    """Noise for ``len(seeds) - 1`` strips of ``steps`` images each, from each seed's z to the next."""
-    if len(seeds) < 2:
-        raise GanforgeError("--interpolate needs at least two seeds, e.g. --seeds 0,1,2")
-    if steps < 2:
-        raise GanforgeError(f"--steps must be >= 2, got {steps}")
-    if mode not in ("slerp", "linear"):
-        raise GanforgeError(f"--mode must be slerp or linear, got {mode!r}")
-    keys = torch.cat([truncated_noise(1, z_dim, s, truncation) for s in seeds])
-    t = torch.linspace(0, 1, steps)
-    rows = []
-    for a, b in zip(keys[:-1], keys[1:]):
-        A, B = a.expand(steps, -1), b.expand(steps, -1)
-        rows.append(slerp(A, B, t) if mode == "slerp" else (1 - t[:, None]) * A + t[:, None] * B)
-    return torch.cat(rows)
-
-
-def walk_noise(z_dim: int, seed: int, frames: int, keypoints: int = 4,
-               truncation: float | None = None) -> torch.Tensor:
-    """A closed loop through ``keypoints`` random latents, ``frames`` frames in all (slerp)."""
-    keys = truncated_noise(keypoints, z_dim, seed, truncation)
-    per = max(2, frames // keypoints)
-    t = torch.arange(per) / per  # the end point is the next segment's start
-    out = [slerp(keys[i].expand(per, -1), keys[(i + 1) % keypoints].expand(per, -1), t)
-           for i in range(keypoints)]
-    return torch.cat(out)[:frames]
-
-
-def strip_labels(n: int, steps: int, num_classes: int, class_index: int | None = None
-                 ) -> torch.Tensor | None:
-    """Labels for ``n`` images laid out in strips of ``steps`` (interpolations, walks) from a
-    conditional G: all ``class_index`` when given, else strip ``r`` holds class ``r mod K`` so
-    only z changes along a strip. ``None`` for unconditional generators."""
-    if not num_classes:
-        return None
-    if class_index is not None:
-        return torch.full((n,), class_index, dtype=torch.long)
-    return (torch.arange(n) // steps) % num_classes
-
-
-@torch.no_grad()
-def render(G: nn.Module, z: torch.Tensor, device: str | torch.device = "cpu",
-           batch_size: int = 256, y: torch.Tensor | None = None) -> torch.Tensor:
-    """G's outputs for the rows of ``z`` (and labels ``y`` for conditional G), in batches, on
-    ``device``; returned as float on the CPU."""
-    G.eval()
-    out = []
-    for i in range(0, len(z), batch_size):
-        zb = z[i:i + batch_size].to(device)
-        out.append((G(zb) if y is None else G(zb, y[i:i + batch_size].to(device))).float().cpu())
-    return torch.cat(out)
 
 
 def write_animation(frames: torch.Tensor, out: str | os.PathLike, fps: int = 12,

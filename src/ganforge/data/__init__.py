@@ -6,6 +6,7 @@ Images are stored as uint8 NCHW and turned into float NCHW in [-1, 1] per batch
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ from ..config import DataConfig
 from ..errors import DataError
 from .idx import IDX_DATASETS, load_idx_dataset
 from .images import load_image_folder
+from .named_folders import FOLDER_DATASETS, locate_folder
 
 # The seed's 2-D Gaussian: data = X A + b with X ~ N(0, I); its covariance is A^T A.
 GAUSSIAN_A = torch.tensor([[1.0, 2.0], [-0.1, 0.5]])
@@ -92,19 +94,32 @@ def _fit_idx(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor
 
 
 def resolve_shape(cfg: DataConfig) -> DataConfig:
-    """Fill the dataset's own resolution/channels into ``cfg`` where it says 0."""
+    """A copy of ``cfg`` with the dataset's own resolution/channels where it says 0."""
     if cfg.name in IDX_DATASETS:
-        cfg.resolution = cfg.resolution or 28
-        cfg.channels = cfg.channels or 1
-    elif cfg.name == "folder":
-        cfg.resolution = cfg.resolution or 64
-        cfg.channels = cfg.channels or 3
+        return dataclasses.replace(cfg, resolution=cfg.resolution or 28,
+                                   channels=cfg.channels or 1)
+    if cfg.name == "folder" or cfg.name in FOLDER_DATASETS:
+        return dataclasses.replace(cfg, resolution=cfg.resolution or 64,
+                                   channels=cfg.channels or 3)
     return cfg
+
+
+def is_image_folder(cfg: DataConfig) -> bool:
+    """Whether ``cfg`` names a folder of images (any folder, or a named one like pokemon)."""
+    return cfg.name == "folder" or cfg.name in FOLDER_DATASETS
+
+
+def folder_path(cfg: DataConfig) -> str:
+    """The image folder ``cfg`` trains on: ``data.path`` for ``folder``; for a named folder
+    dataset, its place in the data roots (downloaded there when missing)."""
+    if cfg.name in FOLDER_DATASETS:
+        return str(locate_folder(cfg.name, cfg.path or None, allow_download=cfg.download))
+    return cfg.path
 
 
 def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMemoryDataset:
     """Build the dataset that ``cfg`` names (see :class:`DataConfig`)."""
-    resolve_shape(cfg)
+    cfg = resolve_shape(cfg)
     if cfg.name == "gaussian2d":
         points = gaussian2d(cfg.num_points, seed)
         return InMemoryDataset(points[: cfg.limit or None], name="gaussian2d")
@@ -120,10 +135,10 @@ def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMe
             list(classes),
             cfg.name,
         )
-    if cfg.name == "folder":
-        images, labels, classes = load_image_folder(cfg.path, cfg.resolution, cfg.channels,
+    if is_image_folder(cfg):
+        path = folder_path(cfg)
+        images, labels, classes = load_image_folder(path, cfg.resolution, cfg.channels,
                                                     progress=progress, limit=cfg.limit,
                                                     max_pixels=cfg.max_pixels)
-        return InMemoryDataset(torch.from_numpy(images), torch.from_numpy(labels), classes,
-                               cfg.path)
+        return InMemoryDataset(torch.from_numpy(images), torch.from_numpy(labels), classes, path)
     raise DataError(f"unknown dataset '{cfg.name}'")

@@ -1,11 +1,8 @@
 """MNIST-like datasets stored as IDX files (``*.gz`` or uncompressed).
 
-Lookup order for a dataset's four files (the first directory holding the needed pair wins):
-
-1. an explicit directory (``data.path`` / ``--data-dir``), used as is or with ``<name>/`` appended;
-2. ``$GANFORGE_DATA/<name>/`` (a data root, e.g. ``../shared/data``);
-3. the user cache ``$XDG_CACHE_HOME/ganforge/data/<name>/`` (``~/.cache/...``);
-4. Debian's ``/usr/share/datasets/fashion-mnist/`` (package ``dataset-fashion-mnist``).
+A dataset's four files are looked up in the data roots (:mod:`ganforge.data.roots`; the first
+directory holding the needed pair wins), Debian's ``/usr/share/datasets/fashion-mnist/`` (package
+``dataset-fashion-mnist``) last.
 
 When none has them and ``download`` is on, the files are downloaded from the canonical URLs into the
 user cache and verified by the SHA-256 of their *decompressed* bytes (the IDX payload is unique; gzip
@@ -28,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .roots import DATA_ENV, candidate_dirs, download_dir, places_text, user_cache_dir
 
 _IDX_DTYPES = {
     0x08: np.uint8,
@@ -88,12 +86,8 @@ IDX_DATASETS: dict[str, IdxSpec] = {
     ),
 }
 
-DATA_ENV = "GANFORGE_DATA"
-
-
-def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ganforge"
+__all__ = ["DATA_ENV", "IDX_DATASETS", "IdxSpec", "download", "load_idx_dataset", "parse_idx",
+           "read_idx", "user_cache_dir", "write_idx"]
 
 
 # ------------------------------------------------------------------------------ IDX format
@@ -170,21 +164,9 @@ def _find_file(directory: Path, name: str) -> Path | None:
     return None
 
 
-def candidate_dirs(spec: IdxSpec, explicit: str | os.PathLike | None = None) -> list[Path]:
-    if explicit:  # an explicit directory is the only place looked at
-        return [Path(explicit), Path(explicit) / spec.name]
-    dirs: list[Path] = []
-    if os.environ.get(DATA_ENV):
-        dirs.append(Path(os.environ[DATA_ENV]) / spec.name)
-    dirs.append(user_cache_dir() / "data" / spec.name)
-    if spec.debian_dir:
-        dirs.append(Path(spec.debian_dir))
-    return dirs
-
-
 def locate(spec: IdxSpec, split: str, explicit: str | os.PathLike | None = None) -> tuple[Path, Path] | None:
     names = spec.files[split]
-    for d in candidate_dirs(spec, explicit):
+    for d in candidate_dirs(spec.name, explicit, spec.debian_dir):
         found = [_find_file(d, n) for n in names]
         if all(found):
             return found[0], found[1]  # type: ignore[return-value]
@@ -233,11 +215,10 @@ def _missing_message(spec: IdxSpec, failures: list[str] | None = None) -> str:
     files = ", ".join(spec.sha256)
     msg = (
         f"{spec.name} is not on this machine and could not be downloaded. ganforge needs the "
-        f"files {files} in one of: --data-dir DIR, ${DATA_ENV}/{spec.name}/, "
-        f"{user_cache_dir() / 'data' / spec.name}/"
+        f"files {files} in one of: {places_text(spec.name, spec.debian_dir)}"
     )
     if spec.debian_dir:
-        msg += f", or {spec.debian_dir}/ (Debian: `sudo apt-get install -y {spec.debian_package}`)"
+        msg += f" (Debian: `sudo apt-get install -y {spec.debian_package}`)"
     msg += f". They are published at {spec.urls[0]}."
     if failures:
         msg += " Download attempts: " + "; ".join(failures[:3]) + "."
@@ -253,7 +234,7 @@ def load_idx_dataset(
     if found is None:
         if not allow_download:
             raise DataError(_missing_message(spec) + " (downloading is off: data.download=false)")
-        cache = user_cache_dir() / "data" / spec.name
+        cache = download_dir(spec.name)
         download(spec, cache, files=list(spec.files[split]))
         found = locate(spec, split)
         assert found is not None

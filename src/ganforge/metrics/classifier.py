@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data.idx import IDX_DATASETS, load_idx_dataset, user_cache_dir
 from ..errors import GanforgeError
-from ..training.checkpoint import save_checkpoint
+from ..io import save_checkpoint
 
 CLASSIFIER_VERSION = 1
 # Epochs chosen from measurement: they clear 99% (MNIST) and 91% (Fashion-MNIST) test accuracy.

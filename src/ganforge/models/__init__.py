@@ -12,24 +12,29 @@ from .toy import ToyDiscriminator, ToyGenerator
 
 __all__ = ["build_models", "init_weights", "apply_spectral_norm", "G_block", "D_block", "DCGANGenerator",
            "DCGANDiscriminator", "MLPGenerator", "MLPDiscriminator", "ToyGenerator",
-           "ToyDiscriminator", "ARCHITECTURES", "output_activation"]
+           "ToyDiscriminator", "ARCHITECTURES", "output_activation", "class_count"]
 
 
-def _toy(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def class_count(cfg: ModelConfig) -> int:
+    """Classes a generator is conditioned on: ``model.num_classes`` for a conditional model, 0
+    otherwise. The one place this rule is written."""
+    return cfg.num_classes if cfg.conditional else 0
+
+
+def _toy(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
     hidden = (cfg.d_hidden, cfg.d_hidden) if cfg.d_hidden else (5, 3)
     return ToyGenerator(cfg.z_dim, shape[0]), ToyDiscriminator(shape[0], hidden)
 
 
-def _mlp(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def _mlp(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
     return (MLPGenerator(cfg.z_dim, shape, cfg.leaky_slope, cfg.g_output),  # type: ignore[arg-type]
             MLPDiscriminator(shape, cfg.leaky_slope, cfg.d_activation))  # type: ignore[arg-type]
 
 
-def _dcgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def _dcgan(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
     c, h, w = shape
     if h != w:
         raise ValueError(f"DCGAN needs square images, got {h}x{w}")
-    classes = cfg.num_classes if cfg.conditional else 0
     if cfg.conditional and classes < 2:
         raise ValueError(f"a class-conditional model needs at least 2 classes, got {classes}")
     return (DCGANGenerator(cfg.z_dim, c, h, cfg.g_width, num_classes=classes, output=cfg.g_output),
@@ -40,9 +45,12 @@ def _dcgan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Modu
 ARCHITECTURES = {"toy": _toy, "mlp": _mlp, "dcgan": _dcgan}
 
 
-def build_models(cfg: ModelConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """Build and initialise G and D for data whose rows have ``sample_shape`` (C, H, W) or (D,)."""
-    G, D = ARCHITECTURES[cfg.arch](cfg, tuple(sample_shape))
+def build_models(cfg: ModelConfig, sample_shape: tuple[int, ...], num_classes: int | None = None
+                 ) -> tuple[nn.Module, nn.Module]:
+    """Build and initialise G and D for data whose rows have ``sample_shape`` (C, H, W) or (D,),
+    conditioned on ``num_classes`` classes (0: unconditional; default: :func:`class_count`)."""
+    classes = class_count(cfg) if num_classes is None else num_classes
+    G, D = ARCHITECTURES[cfg.arch](cfg, tuple(sample_shape), classes)
     init_weights(G, cfg.init, cfg.init_std)
     init_weights(D, cfg.init, cfg.init_std)
     if cfg.spectral_norm_g:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 
 def activation(name: str, slope: float = 0.2, inplace: bool = False) -> nn.Module:
@@ -145,8 +146,6 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) on every convolution, linear layer and class
     embedding of ``module`` (not the per-class BatchNorm scales), in place: each weight is divided
     by its largest singular value, estimated by one power iteration per training forward pass."""
-    from torch.nn.utils.parametrizations import spectral_norm
-
     cbn_tables = {id(e) for m in module.modules() if isinstance(m, ConditionalBatchNorm2d)
                   for e in (m.gamma, m.beta)}
     for m in list(module.modules()):

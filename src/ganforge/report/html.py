@@ -19,6 +19,10 @@ from typing import Any
 from PIL import Image
 
 from ..errors import GanforgeError
+from ..generator import interpolation_noise, load_generator, render, strip_labels
+from ..io import read_jsonl, write_text
+from ..metrics.registry import display_names
+from .plots import _pyplot, grid_image, to_uint8
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -51,24 +55,10 @@ def _img(path_or_bytes: Path | bytes, alt: str, mime: str = "image/png", cls: st
     return f'<img{c} alt="{html.escape(alt)}" src="{_data_uri(data, mime)}">'
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return out
-
-
 def _figure_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    _pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -76,8 +66,6 @@ def _metric_curves(records: list[dict[str, Any]], title: str) -> bytes | None:
     keys = sorted({k for r in records for k in r if k.startswith("eval_") or k == "diversity"})
     if not keys:
         return None
-    from .plots import _pyplot
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), dpi=100, squeeze=False)
     for ax, k in zip(axes[0], keys):
@@ -106,18 +94,15 @@ def _gif(frames: list[Path], max_frames: int = 60) -> bytes | None:
 
 
 def _interpolation_png(run: Path) -> bytes | None:
-    from ..sample import interpolation_noise, load_generator, num_classes_of, render, strip_labels
-    from .plots import grid_image, to_uint8
-
     try:
-        G, cfg, shape = load_generator(run)
+        G, cfg, shape, classes = load_generator(run)
     except GanforgeError:
         return None
     if len(shape) != 3:
         return None
     z = interpolation_noise(cfg.model.z_dim, [0, 1, 2, 3, 4], 10, "slerp")
     buf = io.BytesIO()
-    y = strip_labels(len(z), 10, num_classes_of(cfg))  # one class per strip
+    y = strip_labels(len(z), 10, classes)  # one class per strip
     grid_image(to_uint8(render(G, z, y=y)), 4, 10).save(buf, format="PNG")
     return buf.getvalue()
 
@@ -134,21 +119,28 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 
 def _eval_rows(ev: dict[str, Any]) -> list[list[Any]]:
-    rows = []
-    for key, res in ev.items():
-        for m in ("fid", "kid", "precision", "recall", "density", "coverage", "is", "w2",
-                  "mean_error", "cov_rel_error"):
-            if m in res:
-                rows.append([key, m, res[m]])
-    return rows
+    names = display_names()
+    return [[key, label, res[m]] for key, res in ev.items() for m, label in names.items()
+            if m in res]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A run file's JSON object; empty when it is missing or unreadable (a report shows what
+    there is)."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
 
 
 def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[str, Any]]:
-    cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
-    ev = json.loads((run / "eval.json").read_text()) if (run / "eval.json").is_file() else {}
-    records = _read_jsonl(run / "metrics.jsonl")
-    alarms = _read_jsonl(run / "alarms.jsonl")
+    cfg = _read_json(run / "config.json")
+    summary = _read_json(run / "summary.json")
+    ev = _read_json(run / "eval.json")
+    resolved = _read_json(run / "resolved.json")
+    records = read_jsonl(run / "metrics.jsonl")
+    alarms = read_jsonl(run / "alarms.jsonl")
     grids = sorted((run / "samples").glob("epoch_*.png")) if (run / "samples").is_dir() else []
     parts = [f"<h2 id='{html.escape(label)}'>{html.escape(label)}</h2>",
              f"<p class='muted'>{html.escape(cfg.get('description', ''))} — {html.escape(str(run))}</p>"]
@@ -162,8 +154,8 @@ def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[
         if t.get("augment"):
             rows.append(["DiffAugment", t["augment"]])
         if cfg.get("model", {}).get("conditional"):
-            rows.append(["class-conditional", f"{cfg['model']['num_classes']} classes, one per "
-                                              "grid column"])
+            classes = resolved.get("num_classes") or cfg["model"].get("num_classes")
+            rows.append(["class-conditional", f"{classes} classes, one per grid column"])
         parts.append(_table(rows, ["summary", "value"]))
         if "gaussian" in summary:
             g = summary["gaussian"]
@@ -254,8 +246,4 @@ def write_report(runs: list[str | os.PathLike], out: str | os.PathLike | None = 
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>" + intro_html + "\n".join(head) + "\n".join(sections)
             + f"<p class='muted'>written by ganforge</p><script>{CHECK_JS}</script></body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_text(out, page)

@@ -51,10 +51,11 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, rows: int, cols: in
 
 
 def _pyplot():
+    # Deferred: matplotlib takes ~0.5 s to import and must get the headless Agg backend first.
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after the backend is set
 
     return plt
 

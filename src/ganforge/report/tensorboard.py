@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ..errors import GanforgeError
 
@@ -22,7 +23,7 @@ class TensorBoardLogger:
         self.writer = None
         if mode == "off":
             return
-        try:
+        try:  # optional dependency: imported only when a run logs to TensorBoard
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             if mode == "on":
@@ -51,8 +52,6 @@ class TensorBoardLogger:
     def image(self, tag: str, png_path: Path, step: int) -> None:
         if not self.writer:
             return
-        from PIL import Image
-
         arr = np.asarray(Image.open(png_path).convert("RGB"))
         self.writer.add_image(tag, arr, step, dataformats="HWC")
         self.writer.flush()

@@ -1,6 +1,9 @@
-"""The training engine and checkpoints."""
+"""The training engine: the step (``step``), the loop and ``train()`` (``trainer``), and the
+rooms they use: schedule, health, state, logger, evaluation during training, EMA."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .loop import GAN, TrainResult, gaussian_fit, train
+from ..io import load_checkpoint, save_checkpoint
+from .step import GAN, StepStats
+from .trainer import TrainingInterrupted, TrainResult, train
 
-__all__ = ["GAN", "TrainResult", "gaussian_fit", "load_checkpoint", "save_checkpoint", "train"]
+__all__ = ["GAN", "StepStats", "TrainResult", "TrainingInterrupted", "load_checkpoint",
+           "save_checkpoint", "train"]

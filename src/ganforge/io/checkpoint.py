@@ -1,10 +1,9 @@
-"""Checkpoints: complete, written atomically, loaded with ``weights_only=True``."""
+"""Checkpoints: complete, written atomically, loaded with ``weights_only=True`` (no code runs)."""
 
 from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
+from .atomic import WriteError, atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_CHECKPOINT_NAME = "checkpoint_best.pt"
@@ -19,46 +19,16 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` to a temporary file in the same folder, fsync it, then rename it over
-    ``path``: a crash mid-write leaves the previous checkpoint intact."""
+    """Write ``state`` atomically: a crash mid-write leaves the previous checkpoint intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise CheckpointError(f"cannot write a checkpoint into {path.parent}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)  # the rename itself survives a power cut
-    except OSError as e:
-        os.unlink(tmp) if os.path.exists(tmp) else None
+        return atomic_write(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f))
+    except WriteError as e:
         raise CheckpointError(
-            f"could not write checkpoint {path}: {e.strerror or e} (disk full?). The previous "
-            f"checkpoint{' is intact' if path.exists() else ' does not exist'}; free space and "
-            "resume with `ganforge train --resume`."
+            f"could not write checkpoint {path}: {e.reason} (disk full?). The previous checkpoint{' is intact' if existed else ' does not exist'}; "
+            "free space and resume with `ganforge train --resume`."
         ) from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -93,13 +63,3 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "G" not in state or "config" not in state:
         raise CheckpointError(f"{p} is not a ganforge checkpoint (no generator or config in it)")
     return state
-
-
-def run_path(run_dir: str | os.PathLike, *parts: str) -> Path:
-    """A path inside ``run_dir``; anything that would resolve outside it (``..``, absolute parts,
-    symlinks pointing away) is refused, so names that come from configs cannot escape the run."""
-    root = Path(run_dir).resolve()
-    p = root.joinpath(*parts).resolve()
-    if p != root and root not in p.parents:
-        raise CheckpointError(f"refusing to write {p}: it is outside the run directory {root}")
-    return p

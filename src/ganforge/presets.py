@@ -1,0 +1,189 @@
+"""Named presets, each citing the paper or tutorial it follows.
+
+A preset is a function that builds a :class:`~ganforge.config.Config`; ``from_preset`` applies
+``key=value`` overrides to it and returns the validated result.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable
+
+from .config import (Config, ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig,
+                     OptimizerConfig, ReportConfig, TrainConfig, apply_overrides, validate)
+
+D2L = "Zhang, Lipton, Li & Smola, Dive into Deep Learning (d2l.ai)"
+TF_TUTORIAL = ("M. Murat Arat, \"Üretken Çekişmeli Ağlar (GANs) - 2. Bölüm\" (TensorFlow vanilla "
+               "GAN on MNIST, after Goodfellow et al. 2014)")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str  # one line for `ganforge presets`
+    citation: str  # the paper(s) or tutorial the recipe follows
+    build: Callable[[], Config]
+
+
+def _gaussian2d() -> Config:
+    # d2l "Generative Adversarial Networks" (basic GAN): lr_D 0.05, lr_G 0.005, latent 2, batch 8,
+    # 20 epochs, Adam with default betas, BCE losses summed over the batch, N(0, 0.02) init.
+    return Config(
+        data=DataConfig(name="gaussian2d", num_points=1000),
+        model=ModelConfig(arch="toy", z_dim=2, init="d2l"),
+        loss=LossConfig(reduction="sum"),
+        optim_G=OptimizerConfig(name="adam", lr=0.005),
+        optim_D=OptimizerConfig(name="adam", lr=0.05),
+        train=TrainConfig(epochs=20, batch_size=8),
+        report=ReportConfig(sample_every=1),
+    )
+
+
+def _mnist_mlp() -> Config:
+    # The TensorFlow vanilla-GAN tutorial: MLP pair with LeakyReLU(0.01), Adam(2e-4) for G,
+    # RMSprop(2e-4) for D, batch 256, one-sided label smoothing 0.9, 300 epochs, images every
+    # 50 epochs. Keras defaults are kept: Glorot-uniform init, eps 1e-7, RMSprop rho 0.9.
+    return Config(
+        data=DataConfig(name="mnist", resolution=28, channels=1),
+        model=ModelConfig(arch="mlp", z_dim=100, leaky_slope=0.01, init="glorot"),
+        loss=LossConfig(real_label=0.9, d_terms="sum"),
+        optim_G=OptimizerConfig(name="adam", lr=2e-4, eps=1e-7),
+        optim_D=OptimizerConfig(name="rmsprop", lr=2e-4, alpha=0.9, eps=1e-7),
+        train=TrainConfig(epochs=300, batch_size=256),
+        report=ReportConfig(sample_every=50, grid_rows=4, grid_cols=8),
+    )
+
+
+def _dcgan(data: DataConfig, epochs: int = 20) -> Config:
+    # d2l "Deep Convolutional GANs": n_G = n_D = 64, latent 100, Adam lr 0.005 with beta1 0.5,
+    # batch 256, BCE losses, every parameter initialised from N(0, 0.02).
+    return Config(
+        data=data,
+        model=ModelConfig(arch="dcgan", z_dim=100, g_width=64, d_width=64, leaky_slope=0.2,
+                          init="d2l"),
+        loss=LossConfig(reduction="sum"),
+        optim_G=OptimizerConfig(name="adam", lr=0.005, beta1=0.5),
+        optim_D=OptimizerConfig(name="adam", lr=0.005, beta1=0.5),
+        train=TrainConfig(epochs=epochs, batch_size=256),
+        report=ReportConfig(sample_every=1, grid_rows=3, grid_cols=7),
+    )
+
+
+def _gaussian2d_best() -> Config:
+    # The seed's toy, fitted tightly in less wall time than the seed's recipe: a fresh sample of
+    # 100,000 points (1,000 points pin the mean down to only ~0.07), least-squares loss, a wider
+    # D (16-16 tanh), higher learning rates with Adam betas (0.5, 0.99) decayed linearly to 0,
+    # batch 256 for 8 epochs, and G_ema. Measured by benchmarks/gaussian_seeds.py.
+    cfg = _gaussian2d()
+    cfg.data.num_points = 100_000
+    cfg.model.d_hidden = 16
+    cfg.loss = LossConfig(name="lsgan")
+    cfg.optim_G = OptimizerConfig(name="adam", lr=0.02, beta1=0.5, beta2=0.99)
+    cfg.optim_D = OptimizerConfig(name="adam", lr=0.04, beta1=0.5, beta2=0.99)
+    cfg.train = TrainConfig(epochs=8, batch_size=256, ema_kimg=20, lr_schedule="linear")
+    return cfg
+
+
+def _best_32(name: str) -> Config:
+    # A modern recipe on the DCGAN-32 family for MNIST-like data: class-conditional (conditional
+    # BatchNorm in G, projection D), hinge loss, spectral norm on a BatchNorm-free D, G_ema
+    # (half-life 10k images), batch 64, a 60-minute wall-clock budget with up to 100 epochs.
+    # No augmentation: 60,000 images are plenty. Adam 6e-4 with betas (0, 0.99) for both nets,
+    # chosen by a 28-run sweep at 10 epochs (benchmarks/sweep.py; docs/results.md). hardtanh
+    # output: with tanh 8.3% of G_ema's MNIST pixels were faint grey specks (the test set 2.5%),
+    # with hardtanh 1.5% (benchmarks/background_pixels.py).
+    return Config(
+        data=DataConfig(name=name, resolution=32, channels=1),
+        model=ModelConfig(arch="dcgan", z_dim=128, g_width=64, d_width=64, leaky_slope=0.1,
+                          init="dcgan", d_norm="none", spectral_norm_d=True, conditional=True,
+                          g_output="hardtanh"),
+        loss=LossConfig(name="hinge"),
+        optim_G=OptimizerConfig(name="adam", lr=6e-4, beta1=0.0, beta2=0.99),
+        optim_D=OptimizerConfig(name="adam", lr=6e-4, beta1=0.0, beta2=0.99),
+        train=TrainConfig(epochs=100, batch_size=64, ema_kimg=10, max_minutes=60),
+        report=ReportConfig(sample_every=1, grid_rows=4, grid_cols=10),
+        eval=EvalConfig(every=1, features="classifier", n=5000),
+    )
+
+
+def _fashion_best() -> Config:
+    # The *-best recipe plus bf16 autocast where the CPU/GPU computes bf16 natively
+    # (train.precision=auto; fp32 elsewhere), in NHWC layout: on a 2-core Zen 4 with AVX-512 BF16
+    # a step is 1.3-1.7x faster than fp32 (benchmarks/precision.py). G_ema half-life 20k images.
+    # mnist-best keeps the fp32 recipe its results row was measured with.
+    cfg = _best_32("fashion-mnist")
+    cfg.train.precision = "auto"
+    cfg.train.channels_last = True
+    cfg.train.ema_kimg = 20
+    return cfg
+
+
+def _pokemon_best() -> Config:
+    # Small-data recipe for the sprites: DiffAugment (translation, cutout, colour) so D cannot
+    # memorise 5,080 images, hinge loss, spectral-norm D without BatchNorm, G_ema, batch 64, and
+    # half the d2l widths (32) so ~4x more images fit in the same time; Adam 6e-4 with betas
+    # (0, 0.99) as the *-best recipe (docs/results.md compares the alternatives).
+    return Config(
+        data=DataConfig(name="pokemon", resolution=64, channels=3),
+        model=ModelConfig(arch="dcgan", z_dim=128, g_width=32, d_width=32, leaky_slope=0.1,
+                          init="dcgan", d_norm="none", spectral_norm_d=True),
+        loss=LossConfig(name="hinge"),
+        optim_G=OptimizerConfig(name="adam", lr=6e-4, beta1=0.0, beta2=0.99),
+        optim_D=OptimizerConfig(name="adam", lr=6e-4, beta1=0.0, beta2=0.99),
+        train=TrainConfig(epochs=400, batch_size=64, ema_kimg=10, max_minutes=40,
+                          augment="translation,cutout,color"),
+        report=ReportConfig(sample_every=10, grid_rows=3, grid_cols=7),
+    )
+
+
+_MODERN = ("Miyato et al. 2018 (spectral norm), Lim & Ye 2017 (hinge loss), Yazici et al. 2019 "
+           "(G_ema)")
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("gaussian2d", "basic GAN learning a 2-D Gaussian (1,000 points, 20 epochs)",
+               f"{D2L}, section 20.1 \"Generative Adversarial Networks\"; Goodfellow et al. 2014",
+               _gaussian2d),
+        Preset("mnist-mlp", "vanilla MLP GAN on MNIST, label smoothing 0.9 (300 epochs)",
+               TF_TUTORIAL, _mnist_mlp),
+        Preset("pokemon-dcgan", "DCGAN on the 64x64 Pokemon sprites (20 epochs)",
+               f"{D2L}, section 20.2 \"Deep Convolutional Generative Adversarial Networks\"; "
+               "Radford et al. 2016",
+               lambda: _dcgan(DataConfig(name="pokemon", resolution=64, channels=3))),
+        Preset("fashion-dcgan", "the d2l DCGAN recipe on Fashion-MNIST at 32x32",
+               f"{D2L}, section 20.2, exercise 2; Fashion-MNIST: Xiao et al. 2017",
+               lambda: _dcgan(DataConfig(name="fashion-mnist", resolution=32, channels=1))),
+        Preset("mnist-dcgan", "the d2l DCGAN recipe on MNIST at 32x32",
+               f"{D2L}, section 20.2, applied to MNIST (LeCun et al. 1998)",
+               lambda: _dcgan(DataConfig(name="mnist", resolution=32, channels=1))),
+        Preset("gaussian2d-best", "the 2-D toy fitted to < 0.03 mean / < 3% covariance error",
+               f"{D2L}, section 20.1, with the least-squares loss of Mao et al. 2017",
+               _gaussian2d_best),
+        Preset("mnist-best", "conditional SN-DCGAN, hinge, G_ema on MNIST (60-minute budget)",
+               f"{_MODERN}, projection D (Miyato & Koyama 2018); evaluated as Lucic et al. 2018",
+               lambda: _best_32("mnist")),
+        Preset("fashion-best", "conditional SN-DCGAN, hinge, G_ema on Fashion-MNIST (60 min)",
+               f"{_MODERN}, projection D (Miyato & Koyama 2018); evaluated as Lucic et al. 2018",
+               _fashion_best),
+        Preset("pokemon-best", "SN-DCGAN, hinge, DiffAugment, G_ema on the sprites (40 min)",
+               f"{_MODERN}, DiffAugment (Zhao et al. 2020)", _pokemon_best),
+    ]
+}
+
+
+def from_preset(name: str, overrides: list[str] | None = None) -> Config:
+    """The preset ``name`` with ``key=value`` overrides applied, validated."""
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, list(PRESETS), n=1, cutoff=0.4)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"unknown preset '{name}'.{hint} Available: {', '.join(PRESETS)} "
+            "(`ganforge presets` describes each)."
+        )
+    preset = PRESETS[name]
+    cfg = preset.build()
+    cfg.name = preset.name
+    cfg.description = f"{preset.summary}; after {preset.citation}"
+    return validate(apply_overrides(cfg, overrides or []))

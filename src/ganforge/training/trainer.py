@@ -1,0 +1,368 @@
+"""The one training engine, for every model from the 2-D toy to the DCGAN: the loop over epochs
+and steps, checkpoints, exact resume, rollbacks, the time budget, signals, and ``train()``."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import distributed
+from ..config import Config, is_validated, validate
+from ..data import InMemoryDataset, folder_path, is_image_folder, load_dataset
+from ..errors import GanforgeError, describe_state_dict_error
+from ..io import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, load_checkpoint, read_jsonl, save_checkpoint
+from ..io.rundir import prepare_run_dir, write_run_files, write_summary
+from ..metrics.gaussian import gaussian_fit
+from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
+from .evaluator import TrainingEvaluator
+from .health import HealthMonitor
+from .logger import RunLogger
+from .schedule import lr_factor, run_progress
+from .state import Position, StepReduction
+from .step import GAN
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+class TrainingInterrupted(GanforgeError):
+    """SIGINT/SIGTERM: a checkpoint was saved; the message says how to resume."""
+
+
+class _Diverged(Exception):
+    """A non-finite loss or weight: the step is discarded and the run rolls back."""
+
+
+class _StopRequested(Exception):
+    pass
+
+
+class Trainer:
+    """Runs the epochs of one run: position in the data, checkpoints, rollbacks, signals."""
+
+    def __init__(self, cfg: Config, run_dir: Path, dataset: InMemoryDataset, gan: GAN,
+                 resolved: dict[str, Any], progress: bool, quiet: bool) -> None:
+        self.cfg, self.run_dir, self.dataset, self.gan = cfg, run_dir, dataset, gan
+        self.resolved = resolved
+        n, bs = len(dataset), cfg.train.batch_size
+        self.steps_per_epoch = n // bs if cfg.train.drop_last else math.ceil(n / bs)
+        if self.steps_per_epoch == 0:
+            raise GanforgeError(f"train.batch_size={bs} exceeds the {n} examples with "
+                                "train.drop_last=true; lower the batch size")
+        self.pos = Position.start(cfg.train.seed)
+        self.logger = RunLogger(run_dir, cfg, dataset, gan, quiet)
+        self.evaluator = TrainingEvaluator(run_dir, cfg, gan, self.pos, quiet)
+        self.health = HealthMonitor(cfg.health, has_accuracy=gan.threshold is not None)
+        self.agreed_elapsed = 0.0  # run seconds at the last step, averaged over the ranks
+        self.stop_signal: str | None = None
+        self.out_of_time = False  # train.max_minutes reached: the run ends after this step
+        self.t_start = time.perf_counter()
+        self.last_ckpt_time = time.perf_counter()
+        self.bar = tqdm(total=cfg.train.epochs * self.steps_per_epoch, unit="step",
+                        dynamic_ncols=True, desc=cfg.name,
+                        disable=True if (quiet or not progress or not distributed.is_main())
+                        else None)
+
+    # -------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        st = self.gan.state_dict()
+        st["resolved"] = self.resolved
+        st["position"] = self.pos.state_dict(self._elapsed(), self.gan.opt_G.param_groups[0]["lr"],
+                                             self.gan.opt_D.param_groups[0]["lr"])
+        st["rng"] = rng_state(self.gan.device)
+        return st
+
+    def save(self) -> None:
+        if distributed.is_main():
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.state())
+        distributed.barrier()  # a rollback on any rank reads a complete file
+        self.last_ckpt_time = time.perf_counter()
+
+    def restore(self, st: dict[str, Any]) -> None:
+        self.gan.load_state_dict(st)
+        self.pos.load_state_dict(st["position"])
+        self.agreed_elapsed = self.pos.elapsed
+        set_rng_state(st["rng"], self.gan.device)
+        self.bar.n = self.gan.epoch * self.steps_per_epoch + self.pos.step_in_epoch
+        self.bar.refresh()
+
+    def alarm(self, kind: str, message: str, epoch: int | None = None) -> None:
+        self.logger.alarm(kind, message, self.gan.step,
+                          self.gan.epoch + 1 if epoch is None else epoch)
+
+    # -------------------------------------------------------------- schedule and budget
+    def progress(self) -> float:
+        """Share of the run done, 0 to 1. Time is the elapsed seconds that all ranks agreed on
+        at the last step, so their learning rates stay identical."""
+        t = self.cfg.train
+        return run_progress(self.gan.step, t.epochs * self.steps_per_epoch, self.agreed_elapsed,
+                            t.max_minutes)
+
+    def _set_lr(self) -> None:
+        """Learning rates = configured x rollback scale x schedule."""
+        t = self.cfg.train
+        factor = lr_factor(self.progress(), t.lr_schedule, t.lr_decay_start)
+        for opt, oc in ((self.gan.opt_G, self.cfg.optim_G), (self.gan.opt_D, self.cfg.optim_D)):
+            for group in opt.param_groups:
+                group["lr"] = oc.lr * self.pos.lr_scale * factor
+
+    def _elapsed(self) -> float:
+        """Seconds of training in this run, resumed parts included."""
+        return self.pos.elapsed + time.perf_counter() - self.t_start
+
+    def _over_budget(self) -> bool:
+        minutes = self.cfg.train.max_minutes
+        return bool(minutes) and self._elapsed() >= 60 * minutes
+
+    def _checkpoint_due(self) -> bool:
+        t = self.cfg.train
+        if t.checkpoint_steps and self.gan.step % t.checkpoint_steps == 0:
+            return True
+        return bool(t.checkpoint_minutes) and \
+            time.perf_counter() - self.last_ckpt_time > 60 * t.checkpoint_minutes
+
+    def _rollback(self, reason: str) -> None:
+        h = self.cfg.health
+        retries = self.pos.retries + 1
+        if retries > h.max_retries:
+            raise GanforgeError(
+                f"training diverged ({reason}) and {h.max_retries} rollback(s) with lower learning "
+                f"rates did not help; the last good checkpoint is {self.run_dir / CHECKPOINT_NAME}. "
+                "Lower optim_D.lr / optim_G.lr and resume with `ganforge train --resume`."
+            )
+        self.restore(load_checkpoint(self.run_dir / CHECKPOINT_NAME, map_location=self.gan.device))
+        self.pos.retries = retries
+        self.pos.lr_scale = h.lr_decay ** retries
+        self._set_lr()
+        lr_g, lr_d = self.gan.opt_G.param_groups[0]["lr"], self.gan.opt_D.param_groups[0]["lr"]
+        self.alarm("rollback", f"{reason}; rolled back to step {self.gan.step} with learning rates "
+                               f"lowered to lr_G={lr_g:.3g}, lr_D={lr_d:.3g} "
+                               f"(retry {retries}/{h.max_retries})")
+
+    # -------------------------------------------------------------- the loop
+    def run(self) -> None:
+        self.evaluator.prepare()
+        self.t_start = time.perf_counter()
+        if self.gan.step == 0:
+            self.save()  # a rollback target exists from the first step on
+        while True:
+            try:
+                self._epochs()
+                return
+            except _Diverged as e:
+                self._rollback(str(e))
+
+    def _epochs(self) -> None:
+        cfg, gan, ds, pos = self.cfg, self.gan, self.dataset, self.pos
+        n, bs = len(ds), cfg.train.batch_size
+        while gan.epoch < cfg.train.epochs and not self.out_of_time:
+            epoch = gan.epoch + 1
+            pos.begin_epoch()
+            perm = torch.randperm(n, generator=pos.order_gen).to(gan.device)
+            t0 = time.perf_counter()
+            seen_at_start = pos.seen
+            for i in range(pos.step_in_epoch, self.steps_per_epoch):
+                idx = perm[i * bs:(i + 1) * bs]
+                b = idx.numel()
+                part, weight = distributed.shard(idx)
+                z = gan.noise(b)[part]  # the global batch's noise, identical on every rank
+                if cfg.train.lr_schedule == "linear":
+                    self._set_lr()
+                y = ds.labels[idx[part]] if gan.num_classes else None
+                stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b, y=y)
+                last = i + 1 == self.steps_per_epoch
+                # One small reduction per step: the global mean statistics, and the decisions
+                # every rank must take together (stop on a signal, checkpoint now, out of time).
+                mine = StepReduction.local(stats, z.shape[0], self.stop_signal is not None,
+                                           not last and self._checkpoint_due(),
+                                           self._over_budget(), self._elapsed())
+                red = StepReduction.from_tensor(distributed.all_reduce_sum(mine).cpu())
+                self.agreed_elapsed = red.elapsed / distributed.info().world_size
+                means = torch.tensor(red.means(), dtype=torch.float64)
+                if not torch.isfinite(means[:2]).all():
+                    raise _Diverged(f"non-finite loss at step {gan.step} (loss_D={means[0]:.4g}, "
+                                    f"loss_G={means[1]:.4g})")
+                pos.sums += means * b
+                pos.seen += b
+                pos.step_in_epoch = i + 1
+                for kind, message in self.health.step(gan.epoch, float(means[2])):
+                    self.alarm(kind, message)
+                self.bar.update(1)
+                if not self.bar.disable and (i % 20 == 0 or last):
+                    m = pos.means()
+                    rate = (pos.seen - seen_at_start) / max(time.perf_counter() - t0, 1e-9)
+                    self.bar.set_postfix(epoch=epoch, loss_D=f"{m['loss_D']:.3f}",
+                                         loss_G=f"{m['loss_G']:.3f}", img_s=f"{rate:.0f}")
+                if red.stop > 0:
+                    self.save()
+                    raise _StopRequested(self.stop_signal or "a signal on another rank")
+                if red.checkpoint > 0:
+                    self.save()
+                if red.over_budget > 0:  # the time budget ends the run: this epoch is the last
+                    self.out_of_time = True
+                    break
+            if not gan.all_finite():
+                raise _Diverged(f"non-finite weights at the end of epoch {epoch}")
+            if gan.device.type == "cuda":
+                torch.cuda.synchronize(gan.device)
+            self._end_epoch(epoch, time.perf_counter() - t0, pos.seen - seen_at_start)
+
+    def _end_epoch(self, epoch: int, seconds: float, examples: int) -> None:
+        cfg, gan, pos = self.cfg, self.gan, self.pos
+        gan.epoch = epoch
+        pos.step_in_epoch = 0
+        m = pos.means()
+        record = {"epoch": epoch, "step": gan.step, "images_seen": gan.images_seen,
+                  "loss_D": m["loss_D"], "loss_G": m["loss_G"], "acc_D": m["acc_D"],
+                  "examples_per_sec": examples / seconds, "epoch_seconds": seconds,
+                  "elapsed_seconds": self._elapsed(),
+                  "lr_G": gan.opt_G.param_groups[0]["lr"], "lr_D": gan.opt_D.param_groups[0]["lr"]}
+        if cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0:
+            record["penalty_D"] = m["penalty"]
+        final = epoch == cfg.train.epochs or self.out_of_time
+        if self.out_of_time:
+            record["stopped_by"] = f"train.max_minutes={cfg.train.max_minutes:g}"
+        ev = cfg.eval.every
+        if ev and (epoch % ev == 0 or final):
+            self.evaluator(record, self.state)
+        save = epoch == 1 or epoch % cfg.report.sample_every == 0 or final
+        diversity = self.logger.epoch_end(record, save, final)
+        for kind, message in self.health.epoch_end(epoch, m["loss_G"], diversity):
+            self.alarm(kind, message, epoch)
+        ce = cfg.train.checkpoint_every
+        due = (ce and epoch % ce == 0) or final
+        if due or distributed.agree(self._checkpoint_due()):
+            self.save()
+
+    def summary(self) -> dict[str, Any]:
+        cfg, gan = self.cfg, self.gan
+        last = self.logger.records[-1]
+        summary: dict[str, Any] = {
+            "preset": cfg.name,
+            "epochs": gan.epoch,
+            "steps": gan.step,
+            "images_seen": gan.images_seen,
+            "final_loss_D": last["loss_D"],
+            "final_loss_G": last["loss_G"],
+            "train_seconds": last["elapsed_seconds"],
+            "device": str(gan.device),
+            "precision": gan.precision,
+            "checkpoint": CHECKPOINT_NAME,
+            "alarms": [a["alarm"] for a in self.logger.alarms],
+            "rollbacks": self.pos.retries,
+        }
+        if self.out_of_time:
+            summary["stopped_by"] = f"train.max_minutes={cfg.train.max_minutes:g}"
+        if self.pos.best is not None:
+            epoch, value, key = self.pos.best
+            summary["best"] = {"epoch": epoch, "metric": key, "value": value,
+                               "checkpoint": BEST_CHECKPOINT_NAME}
+        if cfg.model.arch == "toy" and cfg.data.name == "gaussian2d":
+            summary["gaussian"] = gaussian_fit(gan.G_sample)
+        if distributed.info().enabled:
+            summary["processes"] = distributed.info().world_size
+        return summary
+
+
+def resolve_classes(cfg: Config, dataset: InMemoryDataset) -> int:
+    """The classes a conditional model is built for, from the data (0 when unconditional)."""
+    if not cfg.model.conditional:
+        return 0
+    classes = len(dataset.class_names)
+    if dataset.labels is None or classes < 2:
+        raise GanforgeError(
+            f"model.conditional=true needs at least 2 classes, but {cfg.data.path or cfg.data.name} "
+            f"has {classes}; image folders give classes by sub-folder (DIR/<class>/*.png)")
+    if cfg.model.num_classes and cfg.model.num_classes != classes:
+        raise GanforgeError(f"model.num_classes={cfg.model.num_classes} but the data has "
+                            f"{classes} classes; leave model.num_classes at 0 (taken from the data)")
+    return classes
+
+
+def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, quiet: bool = False,
+          overwrite: bool = False, resume: bool = False) -> TrainResult:
+    """Train ``cfg`` into ``out_dir`` (or continue the run there with ``resume=True``, from its
+    latest checkpoint, exactly: weights, optimizers, counters, data position and RNG states)."""
+    cfg = cfg if is_validated(cfg) else validate(cfg)
+    dinfo, rank_device = distributed.init_from_env(cfg.train.device)
+    device = rank_device or resolve_device(cfg.train.device)
+    if dinfo.enabled and cfg.train.batch_size < dinfo.world_size:
+        raise GanforgeError(f"train.batch_size={cfg.train.batch_size} is the global batch; it must "
+                            f"be at least the number of processes ({dinfo.world_size})")
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed, dinfo.rank)
+    run_dir = Path(out_dir)
+    state = None
+    if resume:
+        state = load_checkpoint(run_dir, map_location=device)
+        for stale in run_dir.glob(".*.tmp"):  # half-written files of a killed process
+            stale.unlink()
+    dataset = load_dataset(cfg.data, seed=cfg.train.seed, progress=progress and not quiet)
+    num_classes = resolve_classes(cfg, dataset)
+    if not resume:
+        if dinfo.is_main:
+            prepare_run_dir(run_dir, overwrite)
+        distributed.barrier()
+    dataset = dataset.to(device)
+
+    gan = GAN(cfg, dataset.sample_shape, device, num_classes)
+    resolved = {**gan.resolved(), "class_names": list(dataset.class_names),
+                "data_path": folder_path(cfg.data) if is_image_folder(cfg.data) else cfg.data.path,
+                "examples": len(dataset), "processes": dinfo.world_size}
+    if state is not None and tuple(state.get("sample_shape", ())) != gan.sample_shape:
+        raise GanforgeError(f"the checkpoint in {run_dir} was trained on data of shape "
+                            f"{tuple(state['sample_shape'])}, this config gives {gan.sample_shape}")
+    trainer = Trainer(cfg, run_dir, dataset, gan, resolved, progress, quiet)
+    if state is not None:
+        try:
+            trainer.restore(state)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise GanforgeError(f"the checkpoint in {run_dir} does not fit this config "
+                                f"({describe_state_dict_error(e)}); resume without overrides "
+                                "that change the model") from None
+        trainer.logger.reset_records([r for r in read_jsonl(run_dir / "metrics.jsonl")
+                                      if r.get("epoch", 0) <= gan.epoch])
+        if not quiet and dinfo.is_main:
+            tqdm.write(f"resuming {run_dir} at epoch {gan.epoch}, step {gan.step}", file=sys.stdout)
+    if dinfo.is_main:  # written once the checkpoint is known to fit
+        write_run_files(run_dir, cfg.to_json(), resolved)
+
+    def _on_signal(signum, frame):  # finish the current step, checkpoint, exit
+        trainer.stop_signal = signal.Signals(signum).name
+
+    handlers = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            handlers[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        trainer.run()
+    except _StopRequested as e:
+        raise TrainingInterrupted(
+            f"{e} received: saved a checkpoint at epoch {gan.epoch}, step {gan.step}; continue with "
+            f"`ganforge train --resume {run_dir}`"
+        ) from None
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+        trainer.bar.close()
+        trainer.logger.close()
+
+    summary = trainer.summary()
+    if dinfo.is_main:
+        write_summary(run_dir, summary)
+    return TrainResult(run_dir, summary)
