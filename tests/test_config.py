@@ -91,3 +91,43 @@ def test_g_output_is_for_image_generators():
     with pytest.raises(ConfigError, match="model.g_output must be one of"):
         from_preset("mnist-mlp", ["model.g_output=sigmoid"])
     assert from_preset("mnist-mlp", ["model.g_output=hardtanh"]).model.g_output == "hardtanh"
+
+
+def test_validate_returns_a_copy_and_changes_nothing():
+    from ganforge.config import is_validated, validate
+
+    cfg = apply_overrides(Config(), ["data.name=folder", "data.path=~/pictures", "model.arch=dcgan",
+                                     "data.resolution=32"])
+    before = cfg.to_dict()
+    out = validate(cfg)
+    assert out is not cfg and cfg.to_dict() == before and not is_validated(cfg)
+    assert is_validated(out) and not out.data.path.startswith("~")
+    changed = apply_overrides(out, ["train.epochs=3"])
+    assert not is_validated(changed) and out.train.epochs == 20, "overrides make a new config"
+
+
+def test_every_key_has_type_default_and_meaning(capsys):
+    from ganforge.cli import main
+    from ganforge.config import key_specs
+
+    specs = {s.key: s for s in key_specs()}
+    assert set(specs) == set(all_keys())
+    assert all(s.help for s in specs.values()), [k for k, s in specs.items() if not s.help]
+    assert specs["train.precision"].choices == ("fp32", "bf16", "fp16", "auto")
+    assert specs["train.epochs"].type == "int" and specs["train.epochs"].default == 20
+    assert main(["presets", "--keys"]) == 0
+    out = capsys.readouterr().out
+    assert "train.precision: str = 'fp32' (fp32 | bf16 | fp16 | auto)" in out
+    assert "half-life" in out and out.count("\n") >= 2 * len(specs)
+
+
+def test_the_configuration_page_is_generated_from_the_schema(capsys):
+    """docs/configuration.md is `ganforge presets --keys --markdown`; regenerate it when the
+    schema changes."""
+    from pathlib import Path
+
+    from ganforge.cli import main
+
+    assert main(["presets", "--keys", "--markdown"]) == 0
+    page = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert page.read_text() == capsys.readouterr().out
