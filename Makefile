@@ -2,8 +2,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
-# Data root holding mnist/ (the team's machines have it in ../shared/data); elsewhere MNIST is
-# downloaded into the user cache on first use.
+# A data root holding mnist/ and pokemon/: ../shared/data when it exists beside the checkout
+# (the tests' fixtures); elsewhere the datasets are downloaded into the user cache on first use.
 GANFORGE_DATA ?= $(if $(wildcard ../shared/data/mnist),$(abspath ../shared/data),)
 export GANFORGE_DATA
 FASHION_DIR := /usr/share/datasets/fashion-mnist

@@ -6,7 +6,7 @@
 MNIST-like presets: Inception FID with the Lucic et al. 2018 protocol (N generated vs the 10,000
 test images, grayscale tiled to RGB, TF1 bilinear resize to 299), plus domain FID, KID and
 precision/recall in Inception features. Pokemon: Inception FID against all 5,080 sprites;
-`pokemon-best` gets exactly the wall-clock time `pokemon-dcgan` took (the issue's comparison).
+`pokemon-best` gets exactly the wall-clock time `pokemon-dcgan` took (a comparison at equal wall-clock time).
 
 A run directory that already holds a finished run of the same preset (summary.json) is evaluated
 again without retraining, so an interrupted benchmark continues where it stopped.

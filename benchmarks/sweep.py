@@ -10,7 +10,7 @@ at equal images seen, whatever the machine's speed), in its own process, ``--wor
 each with one CPU thread. The presets' own per-epoch evaluation (``eval.every``; domain FID for
 MNIST-like data) is read back from each run's ``metrics.jsonl``. Runs still going at
 ``--deadline-minutes`` are stopped (they checkpoint on SIGTERM) and reported as far as they got.
-Meant for a GPU lease or a long CPU night: pick the recipe, then measure it with quality.py.
+Meant for a GPU or a long CPU night: pick the recipe, then measure it with quality.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
 Trains each preset on the 2-D Gaussian, then asks three questions of the end state, on points
 neither network saw (fresh data drawn with another seed, fresh noise):
 
-* the trained D's accuracy on held-out real and generated points (0.5 = cannot tell them apart);
+* the trained D's accuracy on held-out real and generated points, at the loss's decision
+  threshold (0.5 = cannot tell them apart);
 * the best accuracy *any* discriminator could reach: both distributions are Gaussians known in
   closed form (the data's N(b, A^T A); the linear G's N(c, W W^T)), so the Bayes classifier is
   their likelihood ratio, evaluated by Monte Carlo on 200,000 points;
@@ -24,6 +25,7 @@ import torch
 
 from ganforge.data import GAUSSIAN_A, GAUSSIAN_B, gaussian2d
 from ganforge.io import load_checkpoint
+from ganforge.losses import DECISION_THRESHOLD
 from ganforge.metrics.gaussian import gaussian_fit
 from ganforge.models import build_models
 from ganforge.presets import from_preset
@@ -85,10 +87,11 @@ def main() -> None:
                 G.eval(), D.eval()
                 n = 10_000
                 real = gaussian2d(n, seed=10_000 + seed)  # never seen: another seed
+                t = DECISION_THRESHOLD[cfg.loss.name]  # 0 for BCE logits, 0.5 for least squares
                 with torch.no_grad():
                     fake = G(torch.randn(n, 2, generator=torch.Generator().manual_seed(20_000 + seed)))
-                    acc_real = float((D(real).squeeze(-1) > 0).float().mean())
-                    acc_fake = float((D(fake).squeeze(-1) < 0).float().mean())
+                    acc_real = float((D(real).squeeze(-1) > t).float().mean())
+                    acc_fake = float((D(fake).squeeze(-1) <= t).float().mean())
                 fit = gaussian_fit(G)
                 best = bayes_accuracy(real_dist, mvn(fit["fitted_mean"], fit["fitted_cov"]), seed=seed)
                 pvals = [mmd_test(real[:m], fake[:m], seed=seed)[1] for m in args.n_test]

@@ -131,3 +131,9 @@ def test_the_configuration_page_is_generated_from_the_schema(capsys):
     assert main(["presets", "--keys", "--markdown"]) == 0
     page = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
     assert page.read_text() == capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused(value):
+    with pytest.raises(ConfigError, match="loss.gp_weight must be a finite number"):
+        from_preset("gaussian2d", [f"loss.gp_weight={value}"])

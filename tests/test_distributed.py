@@ -72,7 +72,7 @@ def test_torchrun_trains_and_only_rank0_writes(tmp_path, idx_dir):
 
 
 def test_torchrun_conditional_run_with_ema_and_augmentation(tmp_path, idx_dir):
-    """The issue-5 machinery under DDP: labels split with the batch, G_ema identical on every
+    """The modern-recipe machinery under DDP: labels split with the batch, G_ema identical on every
     rank (it is updated from identical weights), one checkpoint that samples in one process."""
     from ganforge.cli import main
 

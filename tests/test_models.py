@@ -106,7 +106,7 @@ def test_build_models_from_config():
     assert G(torch.randn(2, 16)).shape == (2, 1, 32, 32)
 
 
-# --- issue 5: conditional models, spectral norm, D without BatchNorm ---------------------------
+# --- conditional models, spectral norm, D without BatchNorm ------------------------------------
 def test_conditional_generator_depends_on_the_label():
     torch.manual_seed(0)
     G = DCGANGenerator(z_dim=8, img_channels=1, img_resolution=16, width=8, num_classes=3).eval()

@@ -54,7 +54,7 @@ def test_torch_compile_trains_and_checkpoints_plain_modules(tmp_path):
 
 
 def test_default_engine_takes_the_same_steps_as_the_seed_loop():
-    """Issue 4, no quality regression: the speed-ups on by default (resident data, the fake batch
+    """No quality regression: the speed-ups on by default (resident data, the fake batch
     reused for the G step, D frozen in G's backward, fused Adam, batch-mean losses) leave the
     training trajectory of the d2l recipe unchanged -- same weights after several steps from the
     same start, data and noise as d2l's own update_D / update_G."""

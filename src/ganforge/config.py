@@ -36,7 +36,7 @@ class DataConfig:
     name: str = _key("gaussian2d", "dataset: the seed's 2-D Gaussian, an IDX dataset, the d2l "
                      "Pokemon sprites (found in the data roots or downloaded) or any image folder",
                      ("gaussian2d", "mnist", "fashion-mnist", "pokemon", "folder"))
-    path: str = _key("", "folder datasets: the image folder (or .zip); named datasets: an explicit "
+    path: str = _key("", "folder datasets: the image folder; named datasets: an explicit "
                      "data directory instead of the data roots")
     split: str = _key("train", "IDX datasets: which split to train on", ("train", "test"))
     resolution: int = _key(0, "image side in pixels; 0 = the dataset's own (28 for IDX, 64 for "
@@ -401,7 +401,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("eval.features=classifier exists for MNIST and Fashion-MNIST only; "
                           "use eval.features=inception for image folders")
     if cfg.data.name == "folder" and not cfg.data.path:
-        raise ConfigError("data.path must name an image folder (or a .zip of one) when "
+        raise ConfigError("data.path must name an image folder when "
                           "data.name=folder, e.g. data.path=~/pictures/cats")
     out = copy.deepcopy(cfg)
     if out.data.path:  # `data.path=~/x` is not expanded by the shell

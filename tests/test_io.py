@@ -1,0 +1,75 @@
+"""The bottom room: atomic writes, symlink refusal, JSONL reading, run files."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from ganforge.cli import main
+from ganforge.io import JsonlWriter, atomic_write, read_jsonl, write_json
+from ganforge.io.atomic import WriteError
+
+
+def test_atomic_write_replaces_whole_files(tmp_path):
+    p = tmp_path / "sub" / "a.json"
+    write_json(p, {"x": 1})
+    write_json(p, {"x": 2})
+    assert json.loads(p.read_text()) == {"x": 2}
+    assert [f.name for f in p.parent.iterdir()] == ["a.json"], "no temporary left behind"
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("old")
+
+    def fail(f):
+        f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(WriteError, match="No space left on device.*previous file"):
+        atomic_write(p, fail)
+    assert p.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_planted_symlink_is_refused_not_written_through(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious")
+    link = tmp_path / "summary.json"
+    os.symlink(target, link)
+    with pytest.raises(WriteError, match="symbolic link"):
+        write_json(link, {"x": 1})
+    assert target.read_text() == "precious" and link.is_symlink()
+
+
+def test_read_jsonl_skips_cut_and_foreign_lines(tmp_path):
+    p = tmp_path / "m.jsonl"
+    w = JsonlWriter(p)
+    w.append({"epoch": 1})
+    w.append({"epoch": 2})
+    w.close()
+    with open(p, "a") as f:
+        f.write('[1, 2]\n{"epoch": 3, "loss')  # not an object; a line cut by a crash
+    assert read_jsonl(p) == [{"epoch": 1}, {"epoch": 2}]
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
+    w.reset([{"epoch": 1}])
+    assert read_jsonl(p) == [{"epoch": 1}]
+
+
+def test_refused_resume_leaves_the_config_untouched(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1"]) == 0
+    before = (run / "config.json").read_text()
+    assert main(["train", "--resume", str(run), "model.d_hidden=7"]) == 2
+    assert "does not fit" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == before
+
+
+def test_run_files_record_what_was_asked_and_what_was_resolved(tmp_path):
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1",
+                 "train.precision=auto"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["precision"] == "auto"
+    resolved = json.loads((run / "resolved.json").read_text())
+    assert resolved["precision"] in ("fp32", "bf16") and resolved["sample_shape"] == [2]
+    assert resolved["examples"] == 1000 and resolved["device"] == "cpu"
