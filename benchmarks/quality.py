@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ganforge.presets import from_preset
+from ganforge.data import is_image_folder
 from ganforge.evaluate import evaluate
 from ganforge.training import train
 
@@ -75,7 +76,7 @@ def main() -> None:
             dcgan_seconds = s["train_seconds"]
         cfg = from_preset(preset)
         t0 = time.perf_counter()
-        folder = cfg.data.name == "folder"
+        folder = is_image_folder(cfg.data)
         n = args.n_folder if folder else args.n
         inc = evaluate(runs / preset, metrics=("fid", "kid", "pr"), n=n, features="inception",
                        progress=True, n_reference=args.folder_reference if folder else None)

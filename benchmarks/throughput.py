@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from ganforge.presets import from_preset
-from ganforge.data import load_dataset
+from ganforge.data import folder_path, is_image_folder, load_dataset
 from ganforge.data.idx import load_idx_dataset
 from ganforge.data.images import scan_folder
 from ganforge.models import build_models
@@ -95,8 +95,8 @@ def update_G(Z, net_D, net_G, loss, trainer_G):
 def seed_loop(cfg, seconds: float) -> float:
     """Images/sec of the seed's loop (after one warm-up batch), over about ``seconds``."""
     d = cfg.data
-    if d.name == "folder":
-        ds = _FolderDataset(d.path, d.resolution)
+    if is_image_folder(d):
+        ds = _FolderDataset(folder_path(d), d.resolution)
         shape = (3, d.resolution, d.resolution)
     elif d.name == "gaussian2d":
         ds = torch.utils.data.TensorDataset(load_dataset(d).data)

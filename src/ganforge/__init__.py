@@ -1,3 +1,3 @@
 """ganforge: train, sample and evaluate GANs on PyTorch."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
