@@ -6,13 +6,16 @@ import argparse
 import os
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from . import __version__, distributed
 from .ablate import ablate
 from .config import Config, apply_overrides, key_specs, keys_markdown, validate
 from .data.idx import IDX_DATASETS, download
+from .data import folder_path, resolve_shape
 from .data.named_folders import FOLDER_DATASETS, locate_folder
+from .data.prepared import prepare_folder
 from .data.roots import download_dir
 from .errors import GanforgeError
 from .evaluate import evaluate, format_table
@@ -172,6 +175,36 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    source = args.folder
+    overrides = [o if o.startswith("data.") or "." in o.split("=")[0] else f"data.{o}"
+                 for o in args.overrides]
+    other = [o for o in overrides if not o.startswith("data.")]
+    if other:
+        raise GanforgeError(f"ganforge prepare takes data.* settings only (the decoding), not "
+                            f"{', '.join(other)}; e.g. data.resolution=128 data.channels=3")
+    named = source in FOLDER_DATASETS
+    cfg = validate(apply_overrides(Config(), [
+        f"data.name={source if named else 'folder'}", "model.arch=dcgan",
+        *([] if named else [f"data.path={source}"]), *overrides]))
+    data = resolve_shape(cfg.data)
+    t0 = time.perf_counter()
+    prep, cached = prepare_folder(folder_path(data), data.resolution, data.channels,
+                                  limit=data.limit, max_pixels=data.max_pixels,
+                                  progress=not args.quiet)
+    m = prep.meta
+    classes = m["classes"]
+    shown = ", ".join(classes[:8]) + (f", ... ({len(classes)} in all)" if len(classes) > 8 else "")
+    print(f"{m['source']}: {m['count']:,} images at {m['resolution']}x{m['resolution']}, "
+          f"{m['channels']} channel(s), {len(classes)} class(es): {shown}")
+    if m["skipped"]:
+        print(f"{m['skipped']} file(s) could not be decoded and were skipped")
+    print(f"prepared copy: {prep.path} ({prep.size_bytes / 2**20:,.1f} MiB; "
+          + ("already prepared" if cached else f"built in {time.perf_counter() - t0:.1f} s")
+          + "); training on this folder with these data.* settings reads it memory-mapped")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganforge",
                                 description="ganforge: train, sample and evaluate GANs on PyTorch.")
@@ -284,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_ablate)
 
+    sp = sub.add_parser("prepare", help="decode an image folder once into its memory-mapped copy",
+                        description="Decode every image of FOLDER (or a .zip, or a named folder "
+                                    "dataset such as pokemon) at the data.* settings into the "
+                                    "prepared copy that training reads, and print what it holds.")
+    sp.add_argument("folder", metavar="FOLDER")
+    sp.add_argument("overrides", nargs="*", metavar="data.key=value",
+                    help="data settings, e.g. data.resolution=128 data.channels=3")
+    sp.add_argument("--quiet", action="store_true")
+    sp.set_defaults(func=cmd_prepare)
+
     sp = sub.add_parser("download", help="download a named dataset (checksums verified)")
     sp.add_argument("dataset", choices=[*IDX_DATASETS, *FOLDER_DATASETS])
     sp.add_argument("--dir", help="destination (default: the user cache)")
@@ -296,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides may sit before or after options (`train P --out D k=v` or `train P k=v --out D`).
     args, extra = parser.parse_known_args(argv)
     stray = [a for a in extra if a.startswith("-") or "=" not in a
-             or args.command not in ("train", "ablate")]
+             or args.command not in ("train", "ablate", "prepare")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .config import Config
 from .data import folder_path, is_image_folder, load_dataset, resolve_shape
 from .data.idx import IDX_DATASETS, load_idx_dataset
-from .data.images import scan_folder
+from .data.images import folder_stamp, scan_folder
 from .data.roots import user_cache_dir
 from .errors import GanforgeError
 from .generator import generate_uint8, load_generator
@@ -80,12 +80,8 @@ def folder_ident(cfg: Config) -> dict:
     data = resolve_shape(cfg.data)
     path = folder_path(data)
     files, _, _ = scan_folder(path)
-    stamp = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        stamp.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
     return {"dataset": "folder", "path": str(Path(path).resolve()), "files": len(files),
-            "stamp": stamp.hexdigest(), "resolution": data.resolution,
+            "stamp": folder_stamp(path, files), "resolution": data.resolution,
             "channels": data.channels, "limit": data.limit}
 
 

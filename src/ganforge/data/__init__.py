@@ -1,7 +1,9 @@
-"""Datasets, all held in memory as one tensor: decoded once, never re-decoded per epoch.
+"""Datasets as one tensor each: decoded once, never re-decoded per epoch.
 
 Images are stored as uint8 NCHW and turned into float NCHW in [-1, 1] per batch
 (``x / 127.5 - 1``, the seeds' ``Normalize(0.5, 0.5)``); 2-D points are stored as float32 (N, 2).
+IDX datasets are held in memory; image folders are read from their prepared copy, memory-mapped
+(:mod:`ganforge.data.prepared`), so a folder larger than memory trains.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from ..config import DataConfig
 from ..errors import DataError
 from .idx import IDX_DATASETS, load_idx_dataset
-from .images import load_image_folder
+from .prepared import prepare_folder
 from .named_folders import FOLDER_DATASETS, locate_folder
 
 # The seed's 2-D Gaussian: data = X A + b with X ~ N(0, I); its covariance is A^T A.
@@ -48,6 +50,10 @@ class InMemoryDataset:
     def is_image(self) -> bool:
         return self.data.dtype == torch.uint8
 
+    def labels_at(self, index: torch.Tensor) -> torch.Tensor:
+        """The labels of rows ``index``, on ``index``'s device."""
+        return self.labels[index.to(self.labels.device)].to(index.device)
+
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape[1:])
@@ -56,6 +62,12 @@ class InMemoryDataset:
         return len(self.data)
 
     def to(self, device: torch.device) -> "InMemoryDataset":
+        """The dataset resident on ``device``: a GPU gets a copy when it fits in half of its
+        free memory (the fast path); otherwise batches are gathered on the CPU and moved."""
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if self.data.nbytes > free // 2:
+                return self
         return InMemoryDataset(
             self.data.to(device),
             None if self.labels is None else self.labels.to(device),
@@ -64,8 +76,9 @@ class InMemoryDataset:
         )
 
     def batch(self, index: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Rows ``index`` as float: images in [-1, 1] (NCHW), points as stored."""
-        x = self.data[index]
+        """Rows ``index`` as float on ``index``'s device: images in [-1, 1] (NCHW), points as
+        stored."""
+        x = self.data[index.to(self.data.device)].to(index.device, non_blocking=True)
         if self.is_image:
             return x.to(dtype).div_(127.5).sub_(1.0)
         return x.to(dtype)
@@ -137,8 +150,8 @@ def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMe
         )
     if is_image_folder(cfg):
         path = folder_path(cfg)
-        images, labels, classes = load_image_folder(path, cfg.resolution, cfg.channels,
-                                                    progress=progress, limit=cfg.limit,
-                                                    max_pixels=cfg.max_pixels)
-        return InMemoryDataset(torch.from_numpy(images), torch.from_numpy(labels), classes, path)
+        prep, _ = prepare_folder(path, cfg.resolution, cfg.channels, limit=cfg.limit,
+                                 max_pixels=cfg.max_pixels, progress=progress)
+        return InMemoryDataset(torch.from_numpy(prep.images), torch.from_numpy(prep.labels),
+                               list(prep.meta["classes"]), path)
     raise DataError(f"unknown dataset '{cfg.name}'")

@@ -1,7 +1,8 @@
-"""Image folders, decoded and resized once into a uint8 tensor held in memory.
+"""Image folders (or a zip of one): scanned, and each image decoded and resized to uint8 CHW.
 
 Layout: either ImageFolder (``root/<class>/**/image``; classes are the sorted sub-folder names) or a
-flat folder of images (one class). Formats: PNG, JPEG, GIF (first frame), WebP, BMP.
+flat folder of images (one class). A ``.zip`` works as the folder (a single top-level folder inside
+it is taken as the root). Formats: PNG, JPEG, GIF (first frame), WebP, BMP.
 
 Pixel rules, applied in this order:
 
@@ -17,9 +18,14 @@ Files that cannot be decoded are skipped and counted in one warning.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
 import os
 import warnings
-from pathlib import Path
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -34,13 +40,74 @@ def _is_image(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
 
 
-def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str]]:
-    """Return (files, class indices, class names) for an ImageFolder or flat folder."""
+@dataclass(frozen=True)
+class ZipMember:
+    """An image inside a zip archive, used where a folder's file path would be."""
+
+    archive: Path
+    member: str
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.member).name
+
+    def __str__(self) -> str:
+        return f"{self.archive}:{self.member}"
+
+    def open(self) -> io.BytesIO:
+        return io.BytesIO(_open_zip(self.archive).read(self.member))
+
+
+@functools.lru_cache(maxsize=4)
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(path)
+
+
+def _scan_zip(root: Path) -> tuple[list[ZipMember], list[int], list[str]]:
+    try:
+        names = [n for n in _open_zip(root).namelist() if not n.endswith("/")]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{root} is not a readable zip archive ({e}); data.path must name a "
+                        "folder of images or a .zip of one") from None
+    images = sorted(n for n in names if PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS
+                    and not any(part.startswith((".", "__MACOSX")) for part in PurePosixPath(n).parts))
+    parts = [PurePosixPath(n).parts for n in images]
+    # one folder holding everything (pokemon.zip holds pokemon/...) is the root, not a class
+    while parts and all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
+        parts = [p[1:] for p in parts]
+    classes = sorted({p[0] for p in parts if len(p) > 1})
+    flat = [i for i, p in enumerate(parts) if len(p) == 1]
+    order = [i for c in classes for i, p in enumerate(parts) if len(p) > 1 and p[0] == c]
+    labels = [classes.index(parts[i][0]) for i in order]
+    if flat:
+        classes.append(root.stem if not classes else "(top level)")
+        labels += [len(classes) - 1] * len(flat)
+        order += flat
+    return [ZipMember(root, images[i]) for i in order], labels, classes
+
+
+def scan_folder(root: str | os.PathLike) -> tuple[list, list[int], list[str]]:
+    """Return (files, class indices, class names) for an ImageFolder, a flat folder, or a zip of
+    either (then the files are :class:`ZipMember`)."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"image folder {root} does not exist; check data.path (or --data-dir)")
-    if not root.is_dir():
-        raise DataError(f"{root} is a file, not a folder; data.path must name a folder of images")
+    if root.is_file() and root.suffix.lower() == ".zip":
+        files, labels, classes = _scan_zip(root)
+    elif not root.is_dir():
+        raise DataError(f"{root} is a file, not a folder; data.path must name a folder of images "
+                        "(or a .zip of one)")
+    else:
+        files, labels, classes = _scan_dir(root)
+    if not files:
+        raise DataError(
+            f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}), neither directly nor in "
+            "class sub-folders; point data.path at a folder of images"
+        )
+    return files, labels, classes
+
+
+def _scan_dir(root: Path) -> tuple[list[Path], list[int], list[str]]:
     subdirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
                      key=lambda d: d.name)
     files: list[Path] = []
@@ -57,12 +124,24 @@ def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[st
         labels += [len(classes)] * len(flat)
         classes.append(root.name if not classes else "(top level)")
         files += flat
-    if not files:
-        raise DataError(
-            f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}), neither directly nor in "
-            "class sub-folders; point data.path at a folder of images"
-        )
     return files, labels, classes
+
+
+def folder_stamp(root: str | os.PathLike, files: list) -> str:
+    """A hash of what a folder holds, without decoding it: every file's name, size and
+    modification time (for a zip: the archive's size and time and its member names)."""
+    stamp = hashlib.sha256()
+    root = Path(root)
+    if root.is_file():
+        st = root.stat()
+        stamp.update(f"{root.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+        for f in files:
+            stamp.update(f.member.encode() + b"\0")
+        return stamp.hexdigest()
+    for f in files:
+        st = f.stat()
+        stamp.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return stamp.hexdigest()
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -98,15 +177,15 @@ class DecompressionBomb(DataError):
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default warning threshold
 
 
-def decode_image(path: str | os.PathLike, resolution: int, channels: int,
+def decode_image(path: str | os.PathLike | ZipMember, resolution: int, channels: int,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode one file into uint8 (channels, resolution, resolution).
+    """Decode one file (or zip member) into uint8 (channels, resolution, resolution).
 
     The pixel count is checked from the header *before* decoding: a file that would decode to more
     than ``max_pixels`` pixels (a decompression bomb) is refused.
     """
     Image.MAX_IMAGE_PIXELS = None  # our own check below replaces PIL's warning/error pair
-    with Image.open(path) as img:
+    with Image.open(path.open() if isinstance(path, ZipMember) else path) as img:
         w, h = img.size
         if w * h > max_pixels:
             raise DecompressionBomb(
@@ -129,36 +208,46 @@ def decode_image(path: str | os.PathLike, resolution: int, channels: int,
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
-def load_image_folder(
-    root: str | os.PathLike, resolution: int, channels: int = 3, progress: bool = False,
-    limit: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Decode every image once: ``(uint8 (N, C, R, R), int64 labels (N,), class names)``.
-
-    ``limit`` > 0 decodes only the first ``limit`` files (in sorted order).
-    """
-    files, labels, classes = scan_folder(root)
-    if limit:
-        files, labels = files[:limit], labels[:limit]
-    out = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
-    keep = np.zeros(len(files), dtype=bool)
+def decode_into(files: list, out: np.ndarray, resolution: int, channels: int,
+                max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False,
+                source: str = "") -> np.ndarray:
+    """Decode ``files`` into the rows of ``out`` (an array or a memory map of shape
+    (len(files), C, R, R)), in order, skipping files that cannot be decoded: the kept images fill
+    ``out[:k]``. Returns the indices of the kept files; warns once about the skipped ones and
+    raises when none could be decoded."""
+    kept: list[int] = []
     bad: list[str] = []
-    for i, f in enumerate(tqdm(files, desc=f"decoding {Path(root).name}", unit="img",
-                               disable=None if progress else True, leave=False)):
+    where = f" in {source}" if source else ""
+    for i, f in enumerate(tqdm(files, desc=f"decoding {Path(source).name}", unit="img", disable=None if progress else True,
+                               leave=False)):
         try:
-            out[i] = decode_image(f, resolution, channels, max_pixels)
-            keep[i] = True
+            out[len(kept)] = decode_image(f, resolution, channels, max_pixels)
+            kept.append(i)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             bad.append(f"{f.name} ({type(e).__name__})")
     if bad:
         warnings.warn(
-            f"skipped {len(bad)} of {len(files)} files in {root} that could not be decoded: "
+            f"skipped {len(bad)} of {len(files)} files{where} that could not be decoded: "
             + ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""),
-            stacklevel=2,
+            stacklevel=3,
         )
-    if not keep.any():
+    if not kept:
         raise DataError(
-            f"none of the {len(files)} image files in {root} could be decoded; "
-            "are they really images?"
+            f"none of the {len(files)} image files{where} could be decoded; are they really images?"
         )
-    return out[keep], np.asarray(labels, dtype=np.int64)[keep], classes
+    return np.asarray(kept, dtype=np.int64)
+
+
+def load_image_folder(
+    root: str | os.PathLike, resolution: int, channels: int = 3, progress: bool = False,
+    limit: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode every image into memory: ``(uint8 (N, C, R, R), int64 labels (N,), class names)``.
+    ``limit`` > 0 decodes only the first ``limit`` files (in sorted order). Training reads a
+    prepared, memory-mapped copy instead (:mod:`ganforge.data.prepared`)."""
+    files, labels, classes = scan_folder(root)
+    if limit:
+        files, labels = files[:limit], labels[:limit]
+    out = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
+    kept = decode_into(files, out, resolution, channels, max_pixels, progress, str(root))
+    return out[: len(kept)], np.asarray(labels, dtype=np.int64)[kept], classes

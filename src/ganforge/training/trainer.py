@@ -180,7 +180,7 @@ class Trainer:
                 z = gan.noise(b)[part]  # the global batch's noise, identical on every rank
                 if cfg.train.lr_schedule == "linear":
                     self._set_lr()
-                y = ds.labels[idx[part]] if gan.num_classes else None
+                y = ds.labels_at(idx[part]) if gan.num_classes else None
                 stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b, y=y)
                 last = i + 1 == self.steps_per_epoch
                 # One small reduction per step: the global mean statistics, and the decisions
@@ -310,7 +310,12 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
         state = load_checkpoint(run_dir, map_location=device)
         for stale in run_dir.glob(".*.tmp"):  # half-written files of a killed process
             stale.unlink()
+    # Rank 0 decodes an image folder into its prepared copy first; the others then open it.
+    if not dinfo.is_main:
+        distributed.barrier()
     dataset = load_dataset(cfg.data, seed=cfg.train.seed, progress=progress and not quiet)
+    if dinfo.is_main:
+        distributed.barrier()
     num_classes = resolve_classes(cfg, dataset)
     if not resume:
         if dinfo.is_main:
