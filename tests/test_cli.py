@@ -31,7 +31,8 @@ def test_presets_lists_each_one(capsys):
     assert "issue" not in text.lower()
     assert [line.split()[0] for line in out if not line.startswith(" ")] == ["gaussian2d", "mnist-mlp", "pokemon-dcgan",
                                                  "fashion-dcgan", "mnist-dcgan", "gaussian2d-best",
-                                                 "mnist-best", "fashion-best", "pokemon-best"]
+                                                 "mnist-best", "fashion-best", "pokemon-best",
+                                                 "folder"]
 
 
 def test_gaussian2d_cli(tmp_path, capsys):

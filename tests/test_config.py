@@ -6,7 +6,7 @@ from ganforge.presets import PRESETS, from_preset
 
 def test_every_preset_builds_and_validates():
     for name in PRESETS:
-        cfg = from_preset(name)
+        cfg = from_preset(name, ["data.path=/any/folder"] if name == "folder" else [])
         assert cfg.name == name and cfg.description
 
 
@@ -94,7 +94,7 @@ def test_g_output_is_for_image_generators():
 
 
 def test_validate_returns_a_copy_and_changes_nothing():
-    from ganforge.config import is_validated, validate
+    from ganforge.validation import is_validated, validate
 
     cfg = apply_overrides(Config(), ["data.name=folder", "data.path=~/pictures", "model.arch=dcgan",
                                      "data.resolution=32"])

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ganforge"
 LAYERS = [
     ["errors", "__init__"],
     ["io", "runtime", "augment", "losses", "distributed"],
-    ["config"],
+    ["config", "validation"],
     ["presets", "data", "report.plots", "report.tensorboard", "report.__init__"],
     ["models"],
     ["metrics"],

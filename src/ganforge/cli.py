@@ -11,7 +11,8 @@ from pathlib import Path
 
 from . import __version__, distributed
 from .ablate import ablate
-from .config import Config, apply_overrides, key_specs, keys_markdown, validate
+from .config import Config, apply_overrides, key_specs, keys_markdown
+from .validation import validate
 from .data.idx import IDX_DATASETS, download
 from .data import folder_path, resolve_shape
 from .data.named_folders import FOLDER_DATASETS, locate_folder

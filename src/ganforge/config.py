@@ -5,6 +5,7 @@ Every key carries its meaning (and its choices, where it has a fixed set) in the
 config next to its results (``config.json``) and inside its checkpoints, so a run can always be
 rebuilt from what it left behind. Values resolved at run time (shape, classes, precision,
 device) are not written back into the config: they live in the run's ``resolved.json``.
+The rules a config must satisfy are in :mod:`ganforge.validation`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import copy
 import dataclasses
 import difflib
 import json
-import math
 import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from .augment import parse_policy
 from .errors import GanforgeError
 
 
@@ -39,8 +38,9 @@ class DataConfig:
     path: str = _key("", "folder datasets: the image folder; named datasets: an explicit "
                      "data directory instead of the data roots")
     split: str = _key("train", "IDX datasets: which split to train on", ("train", "test"))
-    resolution: int = _key(0, "image side in pixels; 0 = the dataset's own (28 for IDX, 64 for "
-                           "folders)")
+    resolution: int = _key(0, "image side in pixels; 0 = the dataset's own: 28 for IDX, for "
+                           "folders the images' median shorter side as a power of two in "
+                           "[32, 256]")
     channels: int = _key(0, "1 (grayscale) or 3 (RGB); 0 = the dataset's own (1 for IDX, 3 for "
                          "folders)")
     num_points: int = _key(1000, "gaussian2d: how many points are drawn (the seed draws 1,000)")
@@ -54,10 +54,17 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     arch: str = _key("toy", "architecture: linear G / small MLP D for 2-D points, the tutorial's "
-                     "MLPs, or the DCGAN family", ("toy", "mlp", "dcgan"))
+                     "MLPs, the DCGAN family, or StyleGAN2 (mapping network, modulated "
+                     "convolutions, noise inputs, skip G, residual D; pure PyTorch)",
+                     ("toy", "mlp", "dcgan", "stylegan2"))
     z_dim: int = _key(2, "latent dimension")
-    g_width: int = _key(64, "DCGAN: G's base width n_G (the MLP ignores it)")
-    d_width: int = _key(64, "DCGAN: D's base width n_D")
+    g_width: int = _key(64, "DCGAN: G's base width n_G; StyleGAN2: channels(res) = "
+                        "2 min(64 width / res, 4 width) (the MLP ignores it)")
+    d_width: int = _key(64, "DCGAN: D's base width n_D; StyleGAN2: as g_width, for D")
+    w_dim: int = _key(256, "StyleGAN2: dimension of the intermediate latent w")
+    mapping_layers: int = _key(4, "StyleGAN2: layers of the mapping network z -> w")
+    style_mixing: float = _key(0.9, "StyleGAN2: share of training batches that mix two latents' "
+                               "styles at a random layer (0 = off)")
     d_activation: str = _key("leaky_relu", "D's activation (relu is the d2l exercise)",
                              ("leaky_relu", "relu"))
     g_output: str = _key("tanh", "G's last activation (mlp, dcgan); hardtanh reaches exact black "
@@ -72,8 +79,9 @@ class ModelConfig:
     spectral_norm_d: bool = _key(False, "spectral normalisation of every D layer (Miyato et al. "
                                  "2018)")
     spectral_norm_g: bool = _key(False, "spectral normalisation of G's layers (SAGAN, BigGAN)")
-    conditional: bool = _key(False, "class-conditional: conditional BatchNorm in G, projection D "
-                             "(labels from the data)")
+    conditional: bool = _key(False, "class-conditional (labels from the data): DCGAN with "
+                             "conditional BatchNorm, StyleGAN2 with a class embedding in the "
+                             "mapping network; both with a projection D")
     num_classes: int = _key(0, "conditional models: number of classes; 0 = taken from the data "
                             "(a non-zero value must match it)")
     d_hidden: int = _key(0, "toy D: hidden width of both layers; 0 = the seed's 5 and 3")
@@ -122,6 +130,14 @@ class TrainConfig:
                              "(0 = off)")
     augment: str = _key("", "DiffAugment policy for every D input, e.g. translation,cutout,color; "
                         "empty = off")
+    ada: bool = _key(False, "adaptive augmentation (ADA): every D input is augmented (flips by "
+                     "90 degrees, translation, scaling, rotation, colour) with a probability p "
+                     "adjusted from D's overfitting on real data")
+    ada_target: float = _key(0.6, "ADA: target of r_t = E[sign(D(real))]; p rises while r_t is "
+                             "above it")
+    ada_kimg: float = _key(100.0, "ADA: thousands of images over which p can move from 0 to 1")
+    xflip: bool = _key(False, "mirror real images left-right at random (for data sets whose "
+                       "content is symmetric; the generator learns the mirrored set too)")
     lr_schedule: str = _key("constant", "linear: both learning rates decay to 0 at the end of the "
                             "run (the last step, or train.max_minutes when that comes first)",
                             ("constant", "linear"))
@@ -314,97 +330,3 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         key, value = item.split("=", 1)
         set_value(cfg, key.strip(), value.strip())
     return cfg
-
-
-def is_validated(cfg: Config) -> bool:
-    """Whether ``cfg`` came out of :func:`validate` (and so needs no second check)."""
-    return getattr(cfg, "_validated", False)
-
-
-def validate(cfg: Config) -> Config:
-    """Check ranges and combinations; return a validated copy (``~`` in ``data.path`` expanded),
-    or raise :class:`ConfigError` saying what to change. Nothing changes the copy afterwards."""
-    flat = dict(_flatten(cfg.to_dict()))
-    for spec in key_specs():
-        value = flat[spec.key]
-        if spec.choices and value not in spec.choices:
-            raise ConfigError(f"{spec.key} must be one of {', '.join(spec.choices)}; got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{spec.key} must be a finite number, got {value!r}")
-    positive = ["train.epochs", "train.batch_size", "model.z_dim", "report.sample_every",
-                "report.grid_rows", "report.grid_cols", "data.num_points",
-                "optim_G.lr", "optim_D.lr", "model.g_width", "model.d_width"]
-    for key in positive:
-        if not flat[key] > 0:
-            raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
-    for key in ("train.threads", "train.checkpoint_every", "eval.every", "health.max_retries",
-                "health.warmup_epochs",
-                "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed",
-                "data.resolution", "data.limit", "data.max_pixels", "data.channels",
-                "train.ema_kimg", "train.ema_rampup", "loss.gp_weight", "loss.r1_gamma",
-                "model.num_classes", "model.d_hidden", "train.max_minutes"):
-        if flat[key] < 0:
-            raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")
-    if not 0.0 < cfg.loss.real_label <= 1.0:
-        raise ConfigError(f"loss.real_label must be in (0, 1], got {cfg.loss.real_label}")
-    if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wgan-gp"):
-        raise ConfigError(f"loss.real_label={cfg.loss.real_label} (label smoothing) applies to the "
-                          f"nonsaturating and lsgan losses, not to {cfg.loss.name}; set "
-                          "loss.real_label=1")
-    if not 0.0 <= cfg.train.lr_decay_start < 1.0:
-        raise ConfigError(f"train.lr_decay_start is the share of the run before the learning "
-                          f"rates start to decay: it must be in [0, 1), got {cfg.train.lr_decay_start}")
-    if cfg.loss.r1_every < 1:
-        raise ConfigError(f"loss.r1_every must be >= 1, got {cfg.loss.r1_every}")
-    uses_input_grads = cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0
-    if uses_input_grads and cfg.model.arch == "dcgan" and cfg.model.d_norm == "batch":
-        raise ConfigError("gradient penalties (loss.name=wgan-gp, loss.r1_gamma > 0) are per-sample "
-                          "and BatchNorm mixes the samples of a batch: set model.d_norm=none")
-    if cfg.model.g_output != "tanh" and cfg.model.arch == "toy":
-        raise ConfigError("model.g_output chooses the last activation of the mlp and dcgan "
-                          "generators; the toy generator is linear: leave model.g_output=tanh")
-    if cfg.model.conditional and cfg.model.arch != "dcgan":
-        raise ConfigError(f"model.conditional=true needs model.arch=dcgan (conditional BatchNorm "
-                          f"and a projection discriminator); got model.arch={cfg.model.arch}")
-    if cfg.model.conditional and cfg.data.name == "gaussian2d":
-        raise ConfigError("model.conditional=true needs labelled data (mnist, fashion-mnist or an "
-                          "image folder with class sub-folders)")
-    if cfg.train.augment:
-        try:
-            parse_policy(cfg.train.augment)
-        except ValueError as e:
-            raise ConfigError(f"train.augment: {e}") from None
-        if cfg.data.name == "gaussian2d":
-            raise ConfigError("train.augment (DiffAugment) is for images; leave it empty for "
-                              "gaussian2d")
-    if cfg.data.channels not in (0, 1, 3):
-        raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.data.channels}")
-    res = cfg.data.resolution
-    if cfg.model.arch == "dcgan" and res and (res < 8 or res & (res - 1)):
-        raise ConfigError(
-            f"data.resolution must be a power of two >= 8 for the DCGAN, got {res} "
-            "(use 32 for MNIST-like data, 64 for the Pokemon sprites)"
-        )
-    if (cfg.model.arch == "toy") != (cfg.data.name == "gaussian2d"):
-        raise ConfigError(
-            f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: the toy model "
-            "is for 2-D points (gaussian2d) and image models are for image datasets"
-        )
-    if not 0 < cfg.health.lr_decay <= 1:
-        raise ConfigError(f"health.lr_decay must be in (0, 1], got {cfg.health.lr_decay}")
-    if cfg.health.window < 1:
-        raise ConfigError(f"health.window must be >= 1, got {cfg.health.window}")
-    if cfg.eval.every and cfg.eval.n < 2:
-        raise ConfigError(f"eval.n must be >= 2, got {cfg.eval.n}")
-    if (cfg.eval.every and cfg.eval.features == "classifier"
-            and cfg.data.name not in ("gaussian2d", "mnist", "fashion-mnist")):
-        raise ConfigError("eval.features=classifier exists for MNIST and Fashion-MNIST only; "
-                          "use eval.features=inception for image folders")
-    if cfg.data.name == "folder" and not cfg.data.path:
-        raise ConfigError("data.path must name an image folder when "
-                          "data.name=folder, e.g. data.path=~/pictures/cats")
-    out = copy.deepcopy(cfg)
-    if out.data.path:  # `data.path=~/x` is not expanded by the shell
-        out.data.path = os.path.expanduser(out.data.path)
-    object.__setattr__(out, "_validated", True)
-    return out

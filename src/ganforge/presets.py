@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .config import (Config, ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig,
-                     OptimizerConfig, ReportConfig, TrainConfig, apply_overrides, validate)
+                     OptimizerConfig, ReportConfig, TrainConfig, apply_overrides)
+from .validation import validate
 
 D2L = "Zhang, Lipton, Li & Smola, Dive into Deep Learning (d2l.ai)"
 TF_TUTORIAL = ("M. Murat Arat, \"Üretken Çekişmeli Ağlar (GANs) - 2. Bölüm\" (TensorFlow vanilla "
@@ -137,6 +138,26 @@ def _pokemon_best() -> Config:
     )
 
 
+def _folder() -> Config:
+    # Any folder of images: a StyleGAN2-style pair sized for CPU budgets (width 8: 64 channels
+    # up to 16x16, 16 at 64x64), adaptive augmentation so that 1,000 or 100,000 images both work
+    # without tuning, the StyleGAN2 optimizer (Adam 2.5e-3, betas (0, 0.99)) with the
+    # non-saturating loss and lazy R1, G_ema, batch 32, the resolution read from the images, and
+    # a 60-minute wall-clock budget.
+    return Config(
+        data=DataConfig(name="folder", resolution=0, channels=3),
+        model=ModelConfig(arch="stylegan2", z_dim=128, g_width=8, d_width=8, w_dim=256,
+                          mapping_layers=4, style_mixing=0.9),
+        loss=LossConfig(name="nonsaturating", r1_gamma=0.1, r1_every=16),
+        optim_G=OptimizerConfig(name="adam", lr=2.5e-3, beta1=0.0, beta2=0.99),
+        optim_D=OptimizerConfig(name="adam", lr=2.5e-3, beta1=0.0, beta2=0.99),
+        train=TrainConfig(epochs=100_000, batch_size=32, ema_kimg=10, ema_rampup=0.05,
+                          max_minutes=60, ada=True, ada_target=0.6, ada_kimg=100,
+                          checkpoint_minutes=5),
+        report=ReportConfig(sample_every=5, grid_rows=4, grid_cols=8),
+    )
+
+
 _MODERN = ("Miyato et al. 2018 (spectral norm), Lim & Ye 2017 (hinge loss), Yazici et al. 2019 "
            "(G_ema)")
 
@@ -169,6 +190,8 @@ PRESETS: dict[str, Preset] = {
                _fashion_best),
         Preset("pokemon-best", "SN-DCGAN, hinge, DiffAugment, G_ema on the sprites (40 min)",
                f"{_MODERN}, DiffAugment (Zhao et al. 2020)", _pokemon_best),
+        Preset("folder", "any folder of images (data.path=DIR): StyleGAN2-style, ADA, 60 min",
+               "Karras et al. 2020 (StyleGAN2; ADA: Training GANs with Limited Data)", _folder),
     ]
 }
 

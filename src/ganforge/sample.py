@@ -72,6 +72,12 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
     if class_index is not None and not 0 <= class_index < classes:
         raise GanforgeError(f"--class {class_index} is out of range: the model knows classes "
                             f"0..{classes - 1}")
+    if truncation is not None and hasattr(G, "truncation_psi"):
+        # a style-based G truncates in w-space: w = w_avg + psi (w - w_avg); z stays untouched
+        if not 0 <= truncation <= 1:
+            raise GanforgeError(f"--truncation is psi in [0, 1] for a style-based generator "
+                                f"(1 = none), got {truncation}")
+        G.truncation_psi, truncation = truncation, None
     out_path = Path(out)
     if (interpolate or walk) and len(shape) != 3:
         raise GanforgeError("--interpolate and --walk are for image generators")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..config import DataConfig
 from ..errors import DataError
 from .idx import IDX_DATASETS, load_idx_dataset
+from .images import infer_resolution
 from .prepared import prepare_folder
 from .named_folders import FOLDER_DATASETS, locate_folder
 
@@ -107,13 +108,16 @@ def _fit_idx(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor
 
 
 def resolve_shape(cfg: DataConfig) -> DataConfig:
-    """A copy of ``cfg`` with the dataset's own resolution/channels where it says 0."""
+    """A copy of ``cfg`` with the dataset's own resolution/channels where it says 0: 28x28
+    grayscale for IDX data; for image folders RGB at a resolution read from the images
+    (:func:`~ganforge.data.images.infer_resolution`: their median shorter side as a power of two
+    in [32, 256])."""
     if cfg.name in IDX_DATASETS:
         return dataclasses.replace(cfg, resolution=cfg.resolution or 28,
                                    channels=cfg.channels or 1)
-    if cfg.name == "folder" or cfg.name in FOLDER_DATASETS:
-        return dataclasses.replace(cfg, resolution=cfg.resolution or 64,
-                                   channels=cfg.channels or 3)
+    if is_image_folder(cfg):
+        return dataclasses.replace(cfg, channels=cfg.channels or 3,
+                                   resolution=cfg.resolution or infer_resolution(folder_path(cfg)))
     return cfg
 
 

@@ -208,6 +208,26 @@ def decode_image(path: str | os.PathLike | ZipMember, resolution: int, channels:
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
+def infer_resolution(root: str | os.PathLike, sample: int = 64, lo: int = 32,
+                     hi: int = 256) -> int:
+    """A training resolution read from the data: the median shorter side of up to ``sample``
+    images spread over the folder (headers only), rounded down to a power of two and kept within
+    [``lo``, ``hi``]."""
+    files, _, _ = scan_folder(root)
+    step = max(1, len(files) // sample)
+    sides = []
+    for f in files[::step][:sample]:
+        try:
+            with Image.open(f.open() if isinstance(f, ZipMember) else f) as img:
+                sides.append(min(img.size))
+        except (OSError, ValueError, SyntaxError):
+            continue
+    if not sides:
+        return lo
+    side = int(np.median(sides))
+    return int(min(max(2 ** (max(side, 1).bit_length() - 1), lo), hi))
+
+
 def decode_into(files: list, out: np.ndarray, resolution: int, channels: int,
                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False,
                 source: str = "") -> np.ndarray:

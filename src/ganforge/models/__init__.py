@@ -8,11 +8,13 @@ from ..config import ModelConfig
 from .blocks import D_block, G_block, apply_spectral_norm, init_weights, output_activation
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
+from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from .toy import ToyDiscriminator, ToyGenerator
 
 __all__ = ["build_models", "init_weights", "apply_spectral_norm", "G_block", "D_block", "DCGANGenerator",
            "DCGANDiscriminator", "MLPGenerator", "MLPDiscriminator", "ToyGenerator",
-           "ToyDiscriminator", "ARCHITECTURES", "output_activation", "class_count"]
+           "ToyDiscriminator", "StyleGAN2Generator", "StyleGAN2Discriminator", "ARCHITECTURES",
+           "output_activation", "class_count"]
 
 
 def class_count(cfg: ModelConfig) -> int:
@@ -42,7 +44,21 @@ def _dcgan(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.M
                                norm=cfg.d_norm, num_classes=classes))
 
 
-ARCHITECTURES = {"toy": _toy, "mlp": _mlp, "dcgan": _dcgan}
+def _stylegan2(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+    c, h, w = shape
+    if h != w:
+        raise ValueError(f"StyleGAN2 needs square images, got {h}x{w}")
+    if cfg.conditional and classes < 2:
+        raise ValueError(f"a class-conditional model needs at least 2 classes, got {classes}")
+    return (StyleGAN2Generator(cfg.z_dim, c, h, cfg.g_width, classes, cfg.w_dim,
+                               cfg.mapping_layers, cfg.style_mixing),
+            StyleGAN2Discriminator(c, h, cfg.d_width, classes))
+
+
+ARCHITECTURES = {"toy": _toy, "mlp": _mlp, "dcgan": _dcgan, "stylegan2": _stylegan2}
+# Architectures whose layers initialise themselves (equalized learning rates): model.init and
+# model.init_std do not apply to them.
+SELF_INITIALISED = {"stylegan2"}
 
 
 def build_models(cfg: ModelConfig, sample_shape: tuple[int, ...], num_classes: int | None = None
@@ -51,8 +67,9 @@ def build_models(cfg: ModelConfig, sample_shape: tuple[int, ...], num_classes: i
     conditioned on ``num_classes`` classes (0: unconditional; default: :func:`class_count`)."""
     classes = class_count(cfg) if num_classes is None else num_classes
     G, D = ARCHITECTURES[cfg.arch](cfg, tuple(sample_shape), classes)
-    init_weights(G, cfg.init, cfg.init_std)
-    init_weights(D, cfg.init, cfg.init_std)
+    if cfg.arch not in SELF_INITIALISED:
+        init_weights(G, cfg.init, cfg.init_std)
+        init_weights(D, cfg.init, cfg.init_std)
     if cfg.spectral_norm_g:
         apply_spectral_norm(G)
     if cfg.spectral_norm_d:

@@ -63,7 +63,8 @@ def _figure_png(fig) -> bytes:
 
 
 def _metric_curves(records: list[dict[str, Any]], title: str) -> bytes | None:
-    keys = sorted({k for r in records for k in r if k.startswith("eval_") or k == "diversity"})
+    keys = sorted({k for r in records for k in r
+                   if k.startswith("eval_") or k in ("diversity", "augment_p")})
     if not keys:
         return None
     plt = _pyplot()

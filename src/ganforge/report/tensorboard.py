@@ -12,7 +12,8 @@ from ..errors import GanforgeError
 
 _SCALARS = {"loss_D": "loss/D", "loss_G": "loss/G", "acc_D": "D/accuracy", "lr_G": "lr/G",
             "lr_D": "lr/D", "examples_per_sec": "speed/examples_per_sec",
-            "diversity": "health/sample_diversity"}
+            "diversity": "health/sample_diversity", "augment_p": "augment/p",
+            "ada_rt": "augment/r_t"}
 
 
 class TensorBoardLogger:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .. import __version__, distributed
-from ..augment import diff_augment, parse_policy
+from ..augment import AdaptiveAugment, diff_augment, parse_policy, xflip
 from ..config import Config, OptimizerConfig
 from ..errors import GanforgeError
 from ..losses import DECISION_THRESHOLD, LOSSES, d_accuracy, gradient_penalty, r1_penalty
@@ -98,6 +98,8 @@ class GAN:
         self.opt_D = make_optimizer(self.D.parameters(), cfg.optim_D)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss.name]
         self.threshold = DECISION_THRESHOLD[cfg.loss.name]
+        self.ada = (AdaptiveAugment(device, t.ada_target, t.ada_kimg, self.threshold or 0.0)
+                    if t.ada else None)
         self.d_terms = 2.0 if cfg.loss.d_terms == "sum" else 1.0
         self.step = 0
         self.epoch = 0
@@ -114,9 +116,9 @@ class GAN:
         return z.to(self.device)
 
     def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """D on ``x`` after DiffAugment (when on), as float32 logits."""
-        if self.augment:
-            x = diff_augment(x, self.augment)
+        """D on ``x`` after DiffAugment or ADA (when on), as float32 logits."""
+        if self.augment or self.ada is not None:
+            x = diff_augment(x, self.augment) if self.augment else self.ada(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
         return (self.D_fwd(x) if y is None else self.D_fwd(x, y)).float()
@@ -136,6 +138,8 @@ class GAN:
         are averaged over the ranks before each optimizer step.
         """
         lc = self.cfg.loss
+        if self.cfg.train.xflip:
+            real = xflip(real)
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         r1_now = lc.r1_gamma > 0 and self.step % lc.r1_every == 0
@@ -148,6 +152,8 @@ class GAN:
             real_logits = self._D(real, y)
             fake_logits = self._D(fake.detach(), y)
             loss_D = self.d_loss_fn(real_logits, fake_logits, lc.real_label)
+            if self.ada is not None:
+                self.ada.observe(real_logits)
             penalty = loss_D.new_zeros(())
             if lc.name == "wgan-gp":
                 penalty = lc.gp_weight * gradient_penalty(lambda x: self._D(x, y), real, fake)
@@ -177,6 +183,8 @@ class GAN:
 
         self.step += 1
         self.images_seen += batch
+        if self.ada is not None and self.step % self.ada.interval == 0:
+            self.ada.adjust(batch * self.ada.interval, distributed.all_reduce_sum)
         if self.ema is not None:
             self.ema.update(self.G, batch, self.images_seen)
         real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
@@ -225,6 +233,8 @@ class GAN:
         }
         if self.ema is not None:
             state["G_ema"] = self.ema.G_ema.state_dict()
+        if self.ada is not None:
+            state["ada"] = self.ada.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -240,4 +250,8 @@ class GAN:
             if "G_ema" not in state:
                 raise KeyError("G_ema (the checkpoint has no G_ema; train.ema_kimg was 0)")
             self.ema.G_ema.load_state_dict(state["G_ema"])
+        if self.ada is not None:
+            if "ada" not in state:
+                raise KeyError("ada (the checkpoint was trained without train.ada)")
+            self.ada.load_state_dict(state["ada"])
         self.step, self.epoch, self.images_seen = state["step"], state["epoch"], state["images_seen"]

@@ -16,7 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..config import Config, is_validated, validate
+from ..config import Config
+from ..validation import is_validated, validate
 from ..data import InMemoryDataset, folder_path, is_image_folder, load_dataset
 from ..errors import GanforgeError, describe_state_dict_error
 from ..io import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, load_checkpoint, read_jsonl, save_checkpoint
@@ -231,6 +232,9 @@ class Trainer:
                   "lr_G": gan.opt_G.param_groups[0]["lr"], "lr_D": gan.opt_D.param_groups[0]["lr"]}
         if cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0:
             record["penalty_D"] = m["penalty"]
+        if gan.ada is not None:  # the augmentation probability and the signal that moves it
+            rt = gan.ada.last_rt
+            record["augment_p"], record["ada_rt"] = gan.ada.p_value, None if math.isnan(rt) else rt
         final = epoch == cfg.train.epochs or self.out_of_time
         if self.out_of_time:
             record["stopped_by"] = f"train.max_minutes={cfg.train.max_minutes:g}"

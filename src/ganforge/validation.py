@@ -1,0 +1,121 @@
+"""The rules a config must satisfy: ranges, choices and combinations, each broken rule a
+:class:`~ganforge.config.ConfigError` that says what to change. ``validate`` returns a validated
+copy; nothing changes it afterwards."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+
+from .augment import parse_policy
+from .config import Config, ConfigError, _flatten, key_specs
+
+
+def is_validated(cfg: Config) -> bool:
+    """Whether ``cfg`` came out of :func:`validate` (and so needs no second check)."""
+    return getattr(cfg, "_validated", False)
+
+
+def validate(cfg: Config) -> Config:
+    """Check ranges and combinations; return a validated copy (``~`` in ``data.path`` expanded),
+    or raise :class:`ConfigError` saying what to change. Nothing changes the copy afterwards."""
+    flat = dict(_flatten(cfg.to_dict()))
+    for spec in key_specs():
+        value = flat[spec.key]
+        if spec.choices and value not in spec.choices:
+            raise ConfigError(f"{spec.key} must be one of {', '.join(spec.choices)}; got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{spec.key} must be a finite number, got {value!r}")
+    positive = ["train.epochs", "train.batch_size", "model.z_dim", "report.sample_every",
+                "model.w_dim", "model.mapping_layers",
+                "report.grid_rows", "report.grid_cols", "data.num_points",
+                "optim_G.lr", "optim_D.lr", "model.g_width", "model.d_width"]
+    for key in positive:
+        if not flat[key] > 0:
+            raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
+    for key in ("train.threads", "train.checkpoint_every", "eval.every", "health.max_retries",
+                "health.warmup_epochs",
+                "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed",
+                "data.resolution", "data.limit", "data.max_pixels", "data.channels",
+                "train.ema_kimg", "train.ema_rampup", "loss.gp_weight", "loss.r1_gamma",
+                "model.num_classes", "model.d_hidden", "train.max_minutes"):
+        if flat[key] < 0:
+            raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")
+    if not 0.0 < cfg.loss.real_label <= 1.0:
+        raise ConfigError(f"loss.real_label must be in (0, 1], got {cfg.loss.real_label}")
+    if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wgan-gp"):
+        raise ConfigError(f"loss.real_label={cfg.loss.real_label} (label smoothing) applies to the "
+                          f"nonsaturating and lsgan losses, not to {cfg.loss.name}; set "
+                          "loss.real_label=1")
+    if not 0.0 <= cfg.train.lr_decay_start < 1.0:
+        raise ConfigError(f"train.lr_decay_start is the share of the run before the learning "
+                          f"rates start to decay: it must be in [0, 1), got {cfg.train.lr_decay_start}")
+    if cfg.loss.r1_every < 1:
+        raise ConfigError(f"loss.r1_every must be >= 1, got {cfg.loss.r1_every}")
+    uses_input_grads = cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0
+    if uses_input_grads and cfg.model.arch == "dcgan" and cfg.model.d_norm == "batch":
+        raise ConfigError("gradient penalties (loss.name=wgan-gp, loss.r1_gamma > 0) are per-sample "
+                          "and BatchNorm mixes the samples of a batch: set model.d_norm=none")
+    if cfg.model.g_output != "tanh" and cfg.model.arch == "toy":
+        raise ConfigError("model.g_output chooses the last activation of the mlp and dcgan "
+                          "generators; the toy generator is linear: leave model.g_output=tanh")
+    if cfg.model.conditional and cfg.model.arch not in ("dcgan", "stylegan2"):
+        raise ConfigError(f"model.conditional=true needs model.arch=dcgan or stylegan2; got "
+                          f"model.arch={cfg.model.arch}")
+    if cfg.model.conditional and cfg.data.name == "gaussian2d":
+        raise ConfigError("model.conditional=true needs labelled data (mnist, fashion-mnist or an "
+                          "image folder with class sub-folders)")
+    if cfg.train.augment:
+        try:
+            parse_policy(cfg.train.augment)
+        except ValueError as e:
+            raise ConfigError(f"train.augment: {e}") from None
+        if cfg.data.name == "gaussian2d":
+            raise ConfigError("train.augment (DiffAugment) is for images; leave it empty for "
+                              "gaussian2d")
+    if cfg.data.channels not in (0, 1, 3):
+        raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.data.channels}")
+    res = cfg.data.resolution
+    if cfg.model.arch in ("dcgan", "stylegan2") and res and (res < 8 or res & (res - 1)):
+        raise ConfigError(
+            f"data.resolution must be a power of two >= 8 for model.arch={cfg.model.arch}, got "
+            f"{res} (use 32 for MNIST-like data, 64 for the Pokemon sprites)"
+        )
+    if cfg.train.ada and cfg.train.augment:
+        raise ConfigError("train.ada (adaptive augmentation) and train.augment (DiffAugment) are "
+                          "two ways to augment D's inputs: choose one")
+    if (cfg.train.ada or cfg.train.xflip) and cfg.data.name == "gaussian2d":
+        raise ConfigError("train.ada and train.xflip augment images; leave them off for gaussian2d")
+    if cfg.train.ada and cfg.loss.name == "wgan-gp":
+        raise ConfigError("train.ada reads D's overfitting from the sign of its real logits, "
+                          "which a WGAN critic does not have: use another loss.name")
+    if not 0 < cfg.train.ada_target < 1 or cfg.train.ada_kimg <= 0:
+        raise ConfigError(f"train.ada_target must be in (0, 1) and train.ada_kimg > 0, got "
+                          f"{cfg.train.ada_target} and {cfg.train.ada_kimg}")
+    if not 0 <= cfg.model.style_mixing <= 1:
+        raise ConfigError(f"model.style_mixing is a probability in [0, 1], got "
+                          f"{cfg.model.style_mixing}")
+    if (cfg.model.arch == "toy") != (cfg.data.name == "gaussian2d"):
+        raise ConfigError(
+            f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: the toy model "
+            "is for 2-D points (gaussian2d) and image models are for image datasets"
+        )
+    if not 0 < cfg.health.lr_decay <= 1:
+        raise ConfigError(f"health.lr_decay must be in (0, 1], got {cfg.health.lr_decay}")
+    if cfg.health.window < 1:
+        raise ConfigError(f"health.window must be >= 1, got {cfg.health.window}")
+    if cfg.eval.every and cfg.eval.n < 2:
+        raise ConfigError(f"eval.n must be >= 2, got {cfg.eval.n}")
+    if (cfg.eval.every and cfg.eval.features == "classifier"
+            and cfg.data.name not in ("gaussian2d", "mnist", "fashion-mnist")):
+        raise ConfigError("eval.features=classifier exists for MNIST and Fashion-MNIST only; "
+                          "use eval.features=inception for image folders")
+    if cfg.data.name == "folder" and not cfg.data.path:
+        raise ConfigError("data.path must name an image folder when "
+                          "data.name=folder, e.g. data.path=~/pictures/cats")
+    out = copy.deepcopy(cfg)
+    if out.data.path:  # `data.path=~/x` is not expanded by the shell
+        out.data.path = os.path.expanduser(out.data.path)
+    object.__setattr__(out, "_validated", True)
+    return out
