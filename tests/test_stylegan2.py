@@ -148,3 +148,11 @@ def test_folder_preset_reads_the_resolution_from_the_images(tmp_path, tiny_folde
     assert np.load(tmp_path / "s.npy").shape == (4, 32, 32, 3)
     assert main(["sample", str(tmp_path / "r"), "--truncation", "2", "--out", str(tmp_path / "t.png")]) == 2
     assert math.isfinite(json.loads((tmp_path / "r" / "summary.json").read_text())["final_loss_D"])
+
+
+def test_folder_preset_asks_for_a_folder(tmp_path, capsys):
+    assert main(["train", "folder", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "data.path must name an image folder" in err and "Traceback" not in err
+    assert main(["train", "folder", "data.path=x", "train.augment=color"]) == 2
+    assert "choose one" in capsys.readouterr().err
