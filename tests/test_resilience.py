@@ -223,3 +223,35 @@ def test_no_alarm_during_warmup(tmp_path, idx_dir):
                                           "optim_G.lr=5", "optim_D.lr=1e-3"]),
                 tmp_path / "r", quiet=True)
     assert res.summary["alarms"] == []  # the same provocation alarms after the warm-up epoch
+
+
+def test_resume_overrides_of_the_optimizer_take_effect(tmp_path):
+    """The optimizer's saved state must not bring back the old rate: the divergence message's
+    own advice (lower optim_D.lr and resume) has to work."""
+    from ganforge.cli import main
+
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1"]) == 0
+    assert main(["train", "--resume", str(run), "--quiet", "train.epochs=2", "optim_D.lr=0.01",
+                 "optim_G.beta2=0.9"]) == 0
+    rec = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rec["epoch"] == 2 and rec["lr_D"] == pytest.approx(0.01) and rec["lr_G"] == 0.005
+    st = load_checkpoint(run)
+    assert st["opt_D"]["param_groups"][0]["lr"] == pytest.approx(0.01)
+    assert tuple(st["opt_G"]["param_groups"][0]["betas"]) == (0.9, 0.9)
+
+
+def test_batch_size_change_mid_epoch_is_refused_before_anything_changes(tmp_path, capsys):
+    from ganforge.cli import main
+
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1",
+                 "train.checkpoint_steps=50"]) == 0
+    st = load_checkpoint(run)
+    st["position"]["step_in_epoch"] = 50  # as if killed at step 50 of epoch 2
+    st["epoch"] = 1
+    torch.save(st, run / "checkpoint.pt")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main(["train", "--resume", str(run), "train.batch_size=16", "train.epochs=2"]) == 2
+    assert "middle of epoch 2" in capsys.readouterr().err
+    assert before == {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}

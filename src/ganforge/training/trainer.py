@@ -99,6 +99,24 @@ class Trainer:
         self.bar.n = self.gan.epoch * self.steps_per_epoch + self.pos.step_in_epoch
         self.bar.refresh()
 
+    def apply_optimizer_settings(self, saved: Config) -> None:
+        """On resume: the optimizers' saved state brings back the saved hyperparameters; set the
+        ones of this config instead, so overrides take effect from the first resumed step. A
+        changed learning rate also ends a rollback's lowering (the user chose a new rate)."""
+        if (self.cfg.optim_G.lr, self.cfg.optim_D.lr) != (saved.optim_G.lr, saved.optim_D.lr):
+            self.pos.lr_scale = 1.0
+        for opt, oc in ((self.gan.opt_G, self.cfg.optim_G), (self.gan.opt_D, self.cfg.optim_D)):
+            for group in opt.param_groups:
+                if "betas" in group:
+                    group["betas"] = (oc.beta1, oc.beta2)
+                if "momentum" in group:
+                    group["momentum"] = oc.beta1
+                if "alpha" in group:
+                    group["alpha"] = oc.alpha
+                if "eps" in group:
+                    group["eps"] = oc.eps
+        self._set_lr()
+
     def alarm(self, kind: str, message: str, epoch: int | None = None) -> None:
         self.logger.alarm(kind, message, self.gan.step,
                           self.gan.epoch + 1 if epoch is None else epoch)
@@ -280,6 +298,23 @@ class Trainer:
         return summary
 
 
+def check_resume_overrides(cfg: Config, state: dict[str, Any]) -> None:
+    """Refuse, before any file changes, overrides a checkpoint cannot continue with exactly."""
+    saved = Config.from_dict(state["config"])
+    mid_epoch = state.get("position", {}).get("step_in_epoch", 0) > 0
+    if mid_epoch and saved.train.batch_size != cfg.train.batch_size:
+        raise GanforgeError(
+            f"the checkpoint stopped in the middle of epoch {state['epoch'] + 1}, at a position "
+            f"counted in batches of {saved.train.batch_size}; resuming with train.batch_size="
+            f"{cfg.train.batch_size} would skip or repeat images. Resume with the old batch size "
+            "and change it at the next epoch boundary (train.epochs=N with N one more than done)")
+    for key in ("optim_G.name", "optim_D.name"):
+        old, new = (getattr(getattr(c, key.split(".")[0]), "name") for c in (saved, cfg))
+        if old != new:
+            raise GanforgeError(f"{key}={new} cannot continue from the checkpoint's {old} state; "
+                                f"start a new run to change the optimizer")
+
+
 def resolve_classes(cfg: Config, dataset: InMemoryDataset) -> int:
     """The classes a conditional model is built for, from the data (0 when unconditional)."""
     if not cfg.model.conditional:
@@ -312,6 +347,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
     state = None
     if resume:
         state = load_checkpoint(run_dir, map_location=device)
+        check_resume_overrides(cfg, state)
         for stale in run_dir.glob(".*.tmp"):  # half-written files of a killed process
             stale.unlink()
     # Rank 0 decodes an image folder into its prepared copy first; the others then open it.
@@ -342,6 +378,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
             raise GanforgeError(f"the checkpoint in {run_dir} does not fit this config "
                                 f"({describe_state_dict_error(e)}); resume without overrides "
                                 "that change the model") from None
+        trainer.apply_optimizer_settings(Config.from_dict(state["config"]))
         trainer.logger.reset_records([r for r in read_jsonl(run_dir / "metrics.jsonl")
                                       if r.get("epoch", 0) <= gan.epoch])
         if not quiet and dinfo.is_main:
