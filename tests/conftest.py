@@ -32,6 +32,19 @@ needs_pokemon = pytest.mark.skipif(not (SHARED_DATA / "pokemon").is_dir(),
                                    reason="../shared/data/pokemon not present")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_session_cache(tmp_path_factory):
+    """Module- and session-scoped fixtures run before the per-test isolation below: give them a
+    cache of their own too, so no test ever writes into the user's ~/.cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("session-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's real cache; never download."""
