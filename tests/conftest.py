@@ -3,7 +3,10 @@ Fashion-MNIST; nothing is downloaded."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,12 @@ FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 if "GANFORGE_DATA" not in os.environ and (SHARED_DATA / "mnist").is_dir():
     os.environ["GANFORGE_DATA"] = str(SHARED_DATA)
+
+# Module-scoped fixtures run before the per-test isolation below: they get a cache of their own
+# too, so no test ever writes into the user's ~/.cache.
+_TEST_CACHE = tempfile.mkdtemp(prefix="ganforge-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = _TEST_CACHE
+atexit.register(shutil.rmtree, _TEST_CACHE, ignore_errors=True)
 
 
 def _has_mnist() -> bool:
@@ -30,19 +39,6 @@ needs_fashion = pytest.mark.skipif(
 )
 needs_pokemon = pytest.mark.skipif(not (SHARED_DATA / "pokemon").is_dir(),
                                    reason="../shared/data/pokemon not present")
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_session_cache(tmp_path_factory):
-    """Module- and session-scoped fixtures run before the per-test isolation below: give them a
-    cache of their own too, so no test ever writes into the user's ~/.cache."""
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("session-cache"))
-    yield
-    if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
 
 
 @pytest.fixture(autouse=True)
