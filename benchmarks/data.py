@@ -107,8 +107,8 @@ def main() -> None:
         return
     base = Path(args.dir)
     env = {**os.environ, "XDG_CACHE_HOME": str(base / "cache")}
-    print(f"| N | resolution | prepared copy | first run: prepare | peak RSS / anon | second run: "
-          f"open | peak RSS / anon | gather img/s (batch 64) | peak RSS / anon |")
+    print("| N | resolution | prepared copy | first run: prepare | peak RSS / anon | second run: "
+          "open | peak RSS / anon | gather img/s (batch 64) | peak RSS / anon |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.n:
         root = base / f"folder{n}"

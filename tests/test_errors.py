@@ -10,7 +10,6 @@ from PIL import Image
 
 from ganforge.cli import main
 from ganforge.presets import from_preset
-from ganforge.errors import CheckpointError
 from ganforge.training import load_checkpoint, train
 from ganforge.io import run_path
 from ganforge.io.atomic import WriteError

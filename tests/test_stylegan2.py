@@ -14,7 +14,7 @@ from ganforge.cli import main
 from ganforge.config import ModelConfig
 from ganforge.io import load_checkpoint
 from ganforge.models import build_models
-from ganforge.models.stylegan2 import StyleGAN2Generator, modulated_conv2d
+from ganforge.models.stylegan2 import modulated_conv2d
 from ganforge.presets import from_preset
 from ganforge.training import train
 

@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import difflib
 import json
-import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
