@@ -27,6 +27,7 @@ from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
 from .evaluator import TrainingEvaluator
 from .health import HealthMonitor
 from .logger import RunLogger
+from .resume import check_resume_overrides
 from .schedule import lr_factor, run_progress
 from .state import Position, StepReduction
 from .step import GAN
@@ -296,23 +297,6 @@ class Trainer:
         if distributed.info().enabled:
             summary["processes"] = distributed.info().world_size
         return summary
-
-
-def check_resume_overrides(cfg: Config, state: dict[str, Any]) -> None:
-    """Refuse, before any file changes, overrides a checkpoint cannot continue with exactly."""
-    saved = Config.from_dict(state["config"])
-    mid_epoch = state.get("position", {}).get("step_in_epoch", 0) > 0
-    if mid_epoch and saved.train.batch_size != cfg.train.batch_size:
-        raise GanforgeError(
-            f"the checkpoint stopped in the middle of epoch {state['epoch'] + 1}, at a position "
-            f"counted in batches of {saved.train.batch_size}; resuming with train.batch_size="
-            f"{cfg.train.batch_size} would skip or repeat images. Resume with the old batch size "
-            "and change it at the next epoch boundary (train.epochs=N with N one more than done)")
-    for key in ("optim_G.name", "optim_D.name"):
-        old, new = (getattr(getattr(c, key.split(".")[0]), "name") for c in (saved, cfg))
-        if old != new:
-            raise GanforgeError(f"{key}={new} cannot continue from the checkpoint's {old} state; "
-                                f"start a new run to change the optimizer")
 
 
 def resolve_classes(cfg: Config, dataset: InMemoryDataset) -> int:
