@@ -7,7 +7,7 @@ import os
 import pytest
 
 from ganforge.cli import main
-from ganforge.io import JsonlWriter, atomic_write, read_jsonl, write_json
+from ganforge.io import JsonlWriter, atomic_write, load_checkpoint, read_jsonl, write_json
 from ganforge.io.atomic import WriteError
 
 
@@ -73,3 +73,26 @@ def test_run_files_record_what_was_asked_and_what_was_resolved(tmp_path):
     resolved = json.loads((run / "resolved.json").read_text())
     assert resolved["precision"] in ("fp32", "bf16") and resolved["sample_shape"] == [2]
     assert resolved["examples"] == 1000 and resolved["device"] == "cpu"
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1"]) == 0
+    assert not (run / ".lock").exists(), "released at the end"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / ".lock").write_text(f"{holder.pid}\n")
+        before = (run / "checkpoint.pt").read_bytes()
+        assert main(["train", "--resume", str(run), "train.epochs=2"]) == 2
+        assert f"PID {holder.pid}" in capsys.readouterr().err
+        assert main(["train", "gaussian2d", "--out", str(run), "--overwrite"]) == 2
+        assert (run / "checkpoint.pt").read_bytes() == before, "nothing was touched"
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its stale lock is taken over and the resume runs
+    assert main(["train", "--resume", str(run), "train.epochs=2", "--quiet"]) == 0
+    assert load_checkpoint(run)["epoch"] == 2 and not (run / ".lock").exists()

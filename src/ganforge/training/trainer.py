@@ -21,6 +21,7 @@ from ..validation import is_validated, validate
 from ..data import InMemoryDataset, folder_path, is_image_folder, load_dataset
 from ..errors import GanforgeError, describe_state_dict_error
 from ..io import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, load_checkpoint, read_jsonl, save_checkpoint
+from ..io.lock import RunLock, refuse_if_locked
 from ..io.rundir import prepare_run_dir, write_run_files, write_summary
 from ..metrics.gaussian import gaussian_fit
 from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
@@ -330,6 +331,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
     run_dir = Path(out_dir)
     state = None
     if resume:
+        refuse_if_locked(run_dir)
         state = load_checkpoint(run_dir, map_location=device)
         check_resume_overrides(cfg, state)
         for stale in run_dir.glob(".*.tmp"):  # half-written files of a killed process
@@ -343,6 +345,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
     num_classes = resolve_classes(cfg, dataset)
     if not resume:
         if dinfo.is_main:
+            if run_dir.is_dir():
+                refuse_if_locked(run_dir)
             prepare_run_dir(run_dir, overwrite)
         distributed.barrier()
     dataset = dataset.to(device)
@@ -362,6 +366,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
             raise GanforgeError(f"the checkpoint in {run_dir} does not fit this config "
                                 f"({describe_state_dict_error(e)}); resume without overrides "
                                 "that change the model") from None
+    lock = RunLock(run_dir) if dinfo.is_main else None  # before the run's files change
+    if state is not None:
         trainer.apply_optimizer_settings(Config.from_dict(state["config"]))
         trainer.logger.reset_records([r for r in read_jsonl(run_dir / "metrics.jsonl")
                                       if r.get("epoch", 0) <= gan.epoch])
@@ -391,6 +397,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
             signal.signal(sig, h)
         trainer.bar.close()
         trainer.logger.close()
+        if lock is not None:
+            lock.release()
 
     summary = trainer.summary()
     if dinfo.is_main:
