@@ -96,3 +96,38 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
     # the holder is gone: its stale lock is taken over and the resume runs
     assert main(["train", "--resume", str(run), "train.epochs=2", "--quiet"]) == 0
     assert load_checkpoint(run)["epoch"] == 2 and not (run / ".lock").exists()
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "scatter_latest.png", "loss_curve.png"])
+def test_resume_never_writes_through_a_planted_symlink(tmp_path, capsys, name):
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1",
+                 "report.tensorboard=off"]) == 0
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    target = run / name
+    if target.exists():
+        target.unlink()
+    os.symlink(outside, target)
+    assert main(["train", "--resume", str(run), "--quiet", "train.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert "symbolic link" in err and "Traceback" not in err
+    assert outside.read_text() == "precious" and target.is_symlink()
+
+
+def test_jsonl_append_refuses_a_symlink(tmp_path):
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text("")
+    os.symlink(outside, tmp_path / "alarms.jsonl")
+    with pytest.raises(WriteError, match="symbolic link"):
+        JsonlWriter(tmp_path / "alarms.jsonl").append({"alarm": "x"})
+    assert outside.read_text() == ""
+
+
+def test_a_refused_resume_leaves_no_lock(tmp_path):
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1"]) == 0
+    (run / "metrics.jsonl").unlink()
+    os.symlink(tmp_path / "x", run / "metrics.jsonl")
+    assert main(["train", "--resume", str(run), "--quiet", "train.epochs=2"]) == 2
+    assert not (run / ".lock").exists()

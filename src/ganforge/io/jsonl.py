@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from .atomic import write_text
+from .atomic import WriteError, write_text
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -37,7 +37,13 @@ class JsonlWriter:
 
     def append(self, record: dict[str, Any]) -> None:
         if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")
+            try:  # O_NOFOLLOW: a symlink planted at the path is refused, never written through
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                             0o644)
+            except OSError as e:
+                raise WriteError(f"cannot append to {self.path}: {e.strerror or e} (a symbolic "
+                                 "link there is refused; remove it and retry)") from None
+            self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 

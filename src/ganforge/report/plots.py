@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..io.atomic import atomic_write
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Float NCHW in [-1, 1] -> uint8 NCHW in [0, 255] (round to nearest, clamp)."""
@@ -44,10 +46,7 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, rows: int, cols: in
               scale: int = 0) -> Path:
     """Write uint8 NCHW images as a PNG grid."""
     img = grid_image(images, rows, cols, scale)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+    return atomic_write(path, lambda f: img.save(f, format="PNG"))
 
 
 def _pyplot():
@@ -76,8 +75,7 @@ def loss_curve(records: Sequence[dict], path: str | os.PathLike, title: str = ""
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
+    path = atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return path
 
@@ -95,8 +93,6 @@ def scatter_2d(real: np.ndarray, fake: np.ndarray, path: str | os.PathLike,
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    path = atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return path

@@ -3,7 +3,6 @@ curve, sample grids (scatters for 2-D data) and the console lines. Only the main
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..config import Config
 from ..data import InMemoryDataset
-from ..io import JsonlWriter, run_path
+from ..io import JsonlWriter, atomic_write, run_path
 from ..report.plots import loss_curve, save_grid, scatter_2d, to_uint8
 from ..report.tensorboard import TensorBoardLogger
 from .health import mean_pairwise_distance
@@ -104,7 +103,7 @@ class RunLogger:
             real = self.dataset.data[: self.cfg.report.scatter_points].cpu().numpy()
             scatter_2d(real, out.cpu().numpy(), name, title=f"epoch {epoch}")
             latest = "scatter_latest.png"
-        shutil.copyfile(name, self.run_dir / latest)
+        atomic_write(self.run_dir / latest, name.read_bytes())
         return name
 
     def close(self) -> None:

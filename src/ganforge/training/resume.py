@@ -24,3 +24,22 @@ def check_resume_overrides(cfg: Config, state: dict[str, Any]) -> None:
         if old != new:
             raise GanforgeError(f"{key}={new} cannot continue from the checkpoint's {old} state; "
                                 f"start a new run to change the optimizer")
+
+
+def apply_optimizer_settings(trainer: Any, saved: Config) -> None:
+    """On resume: the optimizers' saved state brings back the saved hyperparameters; set the
+    ones of this config instead, so overrides take effect from the first resumed step. A
+    changed learning rate also ends a rollback's lowering (the user chose a new rate)."""
+    if (trainer.cfg.optim_G.lr, trainer.cfg.optim_D.lr) != (saved.optim_G.lr, saved.optim_D.lr):
+        trainer.pos.lr_scale = 1.0
+    for opt, oc in ((trainer.gan.opt_G, trainer.cfg.optim_G), (trainer.gan.opt_D, trainer.cfg.optim_D)):
+        for group in opt.param_groups:
+            if "betas" in group:
+                group["betas"] = (oc.beta1, oc.beta2)
+            if "momentum" in group:
+                group["momentum"] = oc.beta1
+            if "alpha" in group:
+                group["alpha"] = oc.alpha
+            if "eps" in group:
+                group["eps"] = oc.eps
+    trainer.set_lr()

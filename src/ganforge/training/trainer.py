@@ -28,7 +28,7 @@ from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
 from .evaluator import TrainingEvaluator
 from .health import HealthMonitor
 from .logger import RunLogger
-from .resume import check_resume_overrides
+from .resume import apply_optimizer_settings, check_resume_overrides
 from .schedule import lr_factor, run_progress
 from .state import Position, StepReduction
 from .step import GAN
@@ -101,24 +101,6 @@ class Trainer:
         self.bar.n = self.gan.epoch * self.steps_per_epoch + self.pos.step_in_epoch
         self.bar.refresh()
 
-    def apply_optimizer_settings(self, saved: Config) -> None:
-        """On resume: the optimizers' saved state brings back the saved hyperparameters; set the
-        ones of this config instead, so overrides take effect from the first resumed step. A
-        changed learning rate also ends a rollback's lowering (the user chose a new rate)."""
-        if (self.cfg.optim_G.lr, self.cfg.optim_D.lr) != (saved.optim_G.lr, saved.optim_D.lr):
-            self.pos.lr_scale = 1.0
-        for opt, oc in ((self.gan.opt_G, self.cfg.optim_G), (self.gan.opt_D, self.cfg.optim_D)):
-            for group in opt.param_groups:
-                if "betas" in group:
-                    group["betas"] = (oc.beta1, oc.beta2)
-                if "momentum" in group:
-                    group["momentum"] = oc.beta1
-                if "alpha" in group:
-                    group["alpha"] = oc.alpha
-                if "eps" in group:
-                    group["eps"] = oc.eps
-        self._set_lr()
-
     def alarm(self, kind: str, message: str, epoch: int | None = None) -> None:
         self.logger.alarm(kind, message, self.gan.step,
                           self.gan.epoch + 1 if epoch is None else epoch)
@@ -131,7 +113,7 @@ class Trainer:
         return run_progress(self.gan.step, t.epochs * self.steps_per_epoch, self.agreed_elapsed,
                             t.max_minutes)
 
-    def _set_lr(self) -> None:
+    def set_lr(self) -> None:
         """Learning rates = configured x rollback scale x schedule."""
         t = self.cfg.train
         factor = lr_factor(self.progress(), t.lr_schedule, t.lr_decay_start)
@@ -166,7 +148,7 @@ class Trainer:
         self.restore(load_checkpoint(self.run_dir / CHECKPOINT_NAME, map_location=self.gan.device))
         self.pos.retries = retries
         self.pos.lr_scale = h.lr_decay ** retries
-        self._set_lr()
+        self.set_lr()
         lr_g, lr_d = self.gan.opt_G.param_groups[0]["lr"], self.gan.opt_D.param_groups[0]["lr"]
         self.alarm("rollback", f"{reason}; rolled back to step {self.gan.step} with learning rates "
                                f"lowered to lr_G={lr_g:.3g}, lr_D={lr_d:.3g} "
@@ -200,7 +182,7 @@ class Trainer:
                 part, weight = distributed.shard(idx)
                 z = gan.noise(b)[part]  # the global batch's noise, identical on every rank
                 if cfg.train.lr_schedule == "linear":
-                    self._set_lr()
+                    self.set_lr()
                 y = ds.labels_at(idx[part]) if gan.num_classes else None
                 stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b, y=y)
                 last = i + 1 == self.steps_per_epoch
@@ -315,6 +297,41 @@ def resolve_classes(cfg: Config, dataset: InMemoryDataset) -> int:
     return classes
 
 
+def _run(trainer: Trainer, state: dict[str, Any] | None, run_dir: Path, cfg: Config,
+         resolved: dict[str, Any], quiet: bool, is_main: bool) -> None:
+    """Continue from ``state`` (when resuming), write the run files, train with SIGINT/SIGTERM
+    turned into a checkpoint and a clean stop."""
+    gan = trainer.gan
+    if state is not None:
+        apply_optimizer_settings(trainer, Config.from_dict(state["config"]))
+        trainer.logger.reset_records([r for r in read_jsonl(run_dir / "metrics.jsonl")
+                                      if r.get("epoch", 0) <= gan.epoch])
+        if not quiet and is_main:
+            tqdm.write(f"resuming {run_dir} at epoch {gan.epoch}, step {gan.step}", file=sys.stdout)
+    if is_main:  # written once the checkpoint is known to fit
+        write_run_files(run_dir, cfg.to_json(), resolved)
+
+    def _on_signal(signum, frame):  # finish the current step, checkpoint, exit
+        trainer.stop_signal = signal.Signals(signum).name
+
+    handlers = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            handlers[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        trainer.run()
+    except _StopRequested as e:
+        raise TrainingInterrupted(
+            f"{e} received: saved a checkpoint at epoch {gan.epoch}, step {gan.step}; continue with "
+            f"`ganforge train --resume {run_dir}`"
+        ) from None
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+
+
 def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, quiet: bool = False,
           overwrite: bool = False, resume: bool = False) -> TrainResult:
     """Train ``cfg`` into ``out_dir`` (or continue the run there with ``resume=True``, from its
@@ -367,34 +384,9 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, qui
                                 f"({describe_state_dict_error(e)}); resume without overrides "
                                 "that change the model") from None
     lock = RunLock(run_dir) if dinfo.is_main else None  # before the run's files change
-    if state is not None:
-        trainer.apply_optimizer_settings(Config.from_dict(state["config"]))
-        trainer.logger.reset_records([r for r in read_jsonl(run_dir / "metrics.jsonl")
-                                      if r.get("epoch", 0) <= gan.epoch])
-        if not quiet and dinfo.is_main:
-            tqdm.write(f"resuming {run_dir} at epoch {gan.epoch}, step {gan.step}", file=sys.stdout)
-    if dinfo.is_main:  # written once the checkpoint is known to fit
-        write_run_files(run_dir, cfg.to_json(), resolved)
-
-    def _on_signal(signum, frame):  # finish the current step, checkpoint, exit
-        trainer.stop_signal = signal.Signals(signum).name
-
-    handlers = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            handlers[sig] = signal.signal(sig, _on_signal)
-        except ValueError:  # not the main thread
-            pass
     try:
-        trainer.run()
-    except _StopRequested as e:
-        raise TrainingInterrupted(
-            f"{e} received: saved a checkpoint at epoch {gan.epoch}, step {gan.step}; continue with "
-            f"`ganforge train --resume {run_dir}`"
-        ) from None
+        _run(trainer, state, run_dir, cfg, resolved, quiet, dinfo.is_main)
     finally:
-        for sig, h in handlers.items():
-            signal.signal(sig, h)
         trainer.bar.close()
         trainer.logger.close()
         if lock is not None:
