@@ -60,3 +60,16 @@ def idx_dir(tmp_path):
         write_idx(d / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), np.uint8))
         write_idx(d / f"{split}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     return d
+
+
+def write_images(root: Path, n: int, size: tuple[int, int], classes: tuple[str, ...] = ()) -> Path:
+    """Random RGB PNGs (height, width = ``size``): ``n`` in ``root``, or ``n`` in each class
+    sub-folder when ``classes`` are given (an ImageFolder). Returns ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder in [root / c for c in classes] or [root]:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (*size, 3), np.uint8)).save(folder / f"{i}.png")
+    return root

@@ -10,7 +10,7 @@ from PIL import Image
 from ganforge.cli import main
 from ganforge.presets import PRESETS
 
-from .conftest import needs_fashion, needs_mnist, needs_pokemon
+from .conftest import needs_fashion, needs_mnist, needs_pokemon, write_images
 
 
 def _train(tmp_path, preset, *overrides):
@@ -81,10 +81,7 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
     """A tiny DCGAN run on synthetic 8x8 data written as an image folder."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for i in range(32):
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(root / f"{i}.png")
+    root = write_images(tmp_path_factory.mktemp("data"), 32, (8, 8))
     out = tmp_path_factory.mktemp("runs") / "tiny"
     rc = main(["train", "pokemon-dcgan", "--out", str(out), "--quiet", f"data.path={root}",
                "data.resolution=8", "model.g_width=4", "model.d_width=4", "train.epochs=1",

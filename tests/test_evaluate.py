@@ -177,3 +177,15 @@ def test_folder_reference_is_not_decoded_when_cached(tmp_path, monkeypatch):
     assert (cached1, cached2) == (False, True) and np.array_equal(f1, f2)
     Image.new("RGB", (8, 8)).save(tmp_path / "new.png")  # a changed folder is a new reference
     assert reference_features(Fake(), cfg)[3] is False
+
+
+def test_evaluation_reads_the_reference_at_the_trained_shape():
+    """A folder run evaluates against its images at the resolution it trained at, not one
+    derived again from a folder that may have changed since."""
+    from ganforge.config import Config, DataConfig
+    from ganforge.evaluate import with_data_shape
+
+    cfg = Config(data=DataConfig(name="folder", path="/x", resolution=0, channels=0))
+    out = with_data_shape(cfg, (3, 32, 32))
+    assert (out.data.resolution, out.data.channels) == (32, 3) and cfg.data.resolution == 0
+    assert with_data_shape(cfg, (2,)) is cfg

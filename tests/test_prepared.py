@@ -18,14 +18,11 @@ from ganforge.io import load_checkpoint
 from ganforge.presets import from_preset
 from ganforge.training import train
 
+from .conftest import write_images
 
-def _folder(root, n=4, size=(20, 14)):
-    rng = np.random.default_rng(0)
-    for c in ("cats", "dogs"):
-        (root / c).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (*size, 3), np.uint8)).save(root / c / f"{i}.png")
-    return root
+
+def _folder(root, n=4):
+    return write_images(root, n, (20, 14), classes=("cats", "dogs"))
 
 
 def test_first_run_builds_later_runs_open_without_decoding(tmp_path, monkeypatch):

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ganforge.augment import AdaptiveAugment, ada_augment, xflip
 from ganforge.cli import main
@@ -17,6 +16,8 @@ from ganforge.models import build_models
 from ganforge.models.stylegan2 import modulated_conv2d
 from ganforge.presets import from_preset
 from ganforge.training import train
+
+from .conftest import write_images
 
 
 def test_modulated_conv_by_hand():
@@ -100,11 +101,7 @@ def test_ada_transformations_are_differentiable_and_keep_shape():
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        Image.fromarray(rng.integers(0, 256, (24, 20, 3), np.uint8)).save(root / f"{i}.png")
-    return root
+    return write_images(tmp_path_factory.mktemp("imgs"), 8, (24, 20))
 
 
 def _over(root, *extra):

@@ -9,6 +9,7 @@ Reference features are cached under a hash of everything that produced them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -159,6 +160,17 @@ def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None =
     return feats, probs, lab, False
 
 
+def with_data_shape(cfg: Config, sample_shape: tuple[int, ...]) -> Config:
+    """A copy of ``cfg`` whose data resolution and channels are those the generator was trained
+    at, so the reference set is read at them (never re-derived from a folder that may have
+    changed since)."""
+    if len(sample_shape) != 3:
+        return cfg
+    data = dataclasses.replace(cfg.data, channels=int(sample_shape[0]),
+                               resolution=int(sample_shape[-1]))
+    return dataclasses.replace(cfg, data=data)
+
+
 def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, ...] = ("fid",),
                        n: int = 10000, features: str = "inception", device: str = "cpu",
                        seed: int = 0, inception_path: str | None = None, progress: bool = True,
@@ -209,7 +221,8 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
              ema: bool = True, n_reference: int | None = None) -> dict[str, Any]:
     """Evaluate a run directory or checkpoint (its G_ema when it has one, unless ``ema=False``);
     writes ``eval.json`` into the run."""
-    G, cfg, _, classes = load_generator(path, device, ema=ema)
+    G, cfg, shape, classes = load_generator(path, device, ema=ema)
+    cfg = with_data_shape(cfg, shape)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
                              n_reference=n_reference, num_classes=classes,
                              seed=seed, inception_path=inception_path, progress=progress)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .. import distributed
 from ..config import Config
-from ..evaluate import FeatureExtractor, evaluate_generator, reference_features
+from ..evaluate import FeatureExtractor, evaluate_generator, reference_features, with_data_shape
 from ..io import BEST_CHECKPOINT_NAME, save_checkpoint
 from ..metrics.registry import training_metric_key
 from .state import Position
@@ -19,7 +19,8 @@ from .step import GAN
 class TrainingEvaluator:
     def __init__(self, run_dir: Path, cfg: Config, gan: GAN, position: Position,
                  quiet: bool) -> None:
-        self.run_dir, self.cfg, self.gan, self.position, self.quiet = run_dir, cfg, gan, position, quiet
+        self.run_dir, self.gan, self.position, self.quiet = run_dir, gan, position, quiet
+        self.cfg = with_data_shape(cfg, gan.sample_shape)
         self.extractor: FeatureExtractor | None = None
         self.exact = cfg.data.name == "gaussian2d"
 
