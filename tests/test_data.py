@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ganforge.cli import main
 from ganforge.config import DataConfig
 from ganforge.data import GAUSSIAN_A, GAUSSIAN_B, _fit_idx, gaussian2d, load_dataset
 from ganforge.data import idx as idxmod
@@ -54,6 +55,27 @@ def test_idx_wrong_magic_and_truncation(tmp_path):
     (tmp_path / "bad.gz").write_bytes(gzip.compress(raw)[:-10])
     with pytest.raises(DataError, match="damaged gzip"):
         read_idx(tmp_path / "bad.gz")
+
+
+def test_idx_header_sizes_do_not_overflow(tmp_path):
+    # four dimensions of 2^32 - 1: their product overflows int64 (np.prod would wrap to a
+    # small number); the check must still see that the file is far too short
+    raw = bytes([0, 0, 8, 4]) + b"\xff\xff\xff\xff" * 4 + b"\x00" * 16
+    with pytest.raises(DataError, match="truncated or padded"):
+        parse_idx(raw, "f")
+    wrap = bytes([0, 0, 8, 4]) + (2 ** 16).to_bytes(4, "big") * 4  # 2^64 wraps to 0 in int64
+    with pytest.raises(DataError, match="truncated or padded"):
+        parse_idx(wrap, "f")
+
+
+def test_labels_outside_the_classes_are_refused_before_training(idx_dir, tmp_path, capsys):
+    write_idx(idx_dir / "train-labels-idx1-ubyte.gz", (np.arange(64) % 12).astype(np.uint8))
+    with pytest.raises(DataError, match="labels from 0 to 11.*10 classes"):
+        load_idx_dataset("mnist", "train", str(idx_dir.parent))
+    assert main(["train", "mnist-best", "--data-dir", str(idx_dir.parent), "--out",
+                 str(tmp_path / "r"), "--quiet", "train.epochs=1", "eval.every=0"]) == 2
+    assert "labels from 0 to 11" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
 
 
 def test_lookup_order_explicit_then_env_then_cache(idx_dir, tmp_path, monkeypatch):

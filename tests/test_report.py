@@ -173,3 +173,28 @@ def test_ablate_rejects_a_bad_key_before_training(tmp_path, capsys):
                  str(tmp_path / "a")]) == 2
     assert "model.d_activation" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")
+def test_report_escapes_every_text_it_embeds(image_run, tmp_path):
+    import re
+
+    run = tmp_path / 'run<i id="inj-run">'  # the run's name is the report's label
+    shutil.copytree(image_run, run)
+    last = sorted((run / "samples").glob("epoch_*.png"))[-1]
+    shutil.copy(last, run / "samples" / 'epoch_9999<img src=x id="inj-file">.png')
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["description"] = '<script id="inj-script">document.title="owned"</script>'
+    cfg["data"]["path"] = '<b id="inj-config">'
+    (run / "config.json").write_text(json.dumps(cfg))
+    (run / "alarms.jsonl").write_text(json.dumps(
+        {"alarm": '<u id="inj-alarm">', "step": 1, "message": '<svg id="inj-msg" onload=x()>'})
+        + "\n")
+    report = tmp_path / "r.html"
+    assert main(["report", str(run), "--out", str(report), "--title", '<h6 id="inj-title">']) == 0
+    dom = _chromium(["--dump-dom", report.resolve().as_uri()], tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<h1>" in dom.stdout and "inj-file" in dom.stdout, "the planted texts are on the page"
+    injected = re.findall(r'<[a-z0-9]+[^<>]*id="inj-[a-z]+"', dom.stdout)
+    assert not injected, injected
+    assert "<title>owned</title>" not in dom.stdout

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .config import Config, ConfigError
 from .data.idx import IDX_DATASETS
-from .errors import GanforgeError
+from .errors import GanforgeError, require_range
 from .evaluate import evaluate
 from .presets import from_preset
 from .report.html import write_report
@@ -89,10 +89,9 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
            quiet: bool = False, workers: int = 1) -> dict[str, Any]:
 
     overrides = overrides or []
-    if seeds < 1:
-        raise GanforgeError(f"--seeds must be >= 1, got {seeds}")
-    if workers < 1:
-        raise GanforgeError(f"--workers must be >= 1, got {workers}")
+    require_range("--seeds", seeds, 1, 1000)
+    require_range("--workers", workers, 1, 256, "parallel training processes")
+    require_range("--n", n, 2, 10 ** 7, "samples per evaluation")
     if workers > 1 and not any(o.startswith("train.threads=") for o in overrides):
         # Split the cores between the runs unless the user chose a thread count.
         overrides = overrides + [f"train.threads={max(1, torch.get_num_threads() // workers)}"]

@@ -22,6 +22,7 @@ from .errors import GanforgeError
 from .evaluate import evaluate, format_table
 from .export import export_generator
 from .io import load_checkpoint
+from .io.atomic import is_write_failure
 from .metrics.classifier import train_classifier
 from .presets import PRESETS, from_preset
 from .report.html import write_report
@@ -113,7 +114,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise GanforgeError(f"--seeds takes whole numbers separated by commas (e.g. 0,5,7), "
+                            f"got {args.seeds!r}") from None
     out = sample(args.run, args.n, args.out, seed=args.seed, device=args.device,
                  overwrite=args.overwrite, truncation=args.truncation,
                  interpolate=args.interpolate, seeds=seeds, steps=args.steps, mode=args.mode,
@@ -131,6 +136,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                    device=args.device, seed=args.seed, inception_path=args.inception,
                    progress=not args.quiet, ema=not args.no_ema, n_reference=args.n_reference)
     print(format_table(res))
+    if "eval_json_set_aside" in res:
+        print(f"ganforge: the old eval.json was not valid JSON; it was set aside as "
+              f"{res['eval_json_set_aside']}", file=sys.stderr)
+    if "eval_json_error" in res:
+        print(f"ganforge: error: {res['eval_json_error']}", file=sys.stderr)
+        return 2
     if "eval_json" in res:
         print(f"written to {res['eval_json']}")
     return 0
@@ -345,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = list(args.overrides) + extra
+    for flag in ("out", "resume", "data_dir", "dir", "inception"):
+        if getattr(args, flag, None) == "":
+            parser.error(f"--{flag.replace('_', '-')} is empty: give a path or leave the flag out")
     try:
         return args.func(args)
     except GanforgeError as e:
@@ -356,6 +370,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the file system refused: a full disk, a read-only or missing folder
+        where = f" {e.filename}" if e.filename else ""
+        print(f"ganforge: error: the file system refused{where}: {e.strerror or e}. Check that "
+              "the folder exists, is writable and the disk has space, then run the command "
+              "again; files already written are left as they were.", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if not is_write_failure(e):
+            raise
+        print(f"ganforge: error: a file could not be written ({str(e).splitlines()[0]}): the "
+              "disk is probably full. Free space and run the command again; files already "
+              "written are left as they were.", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -53,13 +53,18 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     arch: str = _key("toy", "architecture: linear G / small MLP D for 2-D points, the tutorial's "
-                     "MLPs, the DCGAN family, or StyleGAN2 (mapping network, modulated "
-                     "convolutions, noise inputs, skip G, residual D; pure PyTorch)",
-                     ("toy", "mlp", "dcgan", "stylegan2"))
+                     "MLPs, the DCGAN family, StyleGAN2 (mapping network, modulated "
+                     "convolutions, noise inputs, skip G, residual D) or FastGAN (skip-layer "
+                     "excitation, self-supervised D); pure PyTorch",
+                     ("toy", "mlp", "dcgan", "stylegan2", "fastgan"))
     z_dim: int = _key(2, "latent dimension")
     g_width: int = _key(64, "DCGAN: G's base width n_G; StyleGAN2: channels(res) = "
-                        "2 min(64 width / res, 4 width) (the MLP ignores it)")
-    d_width: int = _key(64, "DCGAN: D's base width n_D; StyleGAN2: as g_width, for D")
+                        "2 min(64 width / res, 4 width); FastGAN: 16 width at 4x4 halving to "
+                        "2 width at 32x32 and 64x64 (the MLP ignores it)")
+    d_width: int = _key(64, "DCGAN: D's base width n_D; StyleGAN2: as g_width, for D; FastGAN: "
+                        "width at 32x32 and 64x64, doubling per halving to 8 width at 4x4")
+    d_recon: float = _key(1.0, "FastGAN: weight of D's self-supervised reconstruction loss on "
+                          "real images (0 = off)")
     w_dim: int = _key(256, "StyleGAN2: dimension of the intermediate latent w")
     mapping_layers: int = _key(4, "StyleGAN2: layers of the mapping network z -> w")
     style_mixing: float = _key(0.9, "StyleGAN2: share of training batches that mix two latents' "
@@ -80,7 +85,8 @@ class ModelConfig:
     spectral_norm_g: bool = _key(False, "spectral normalisation of G's layers (SAGAN, BigGAN)")
     conditional: bool = _key(False, "class-conditional (labels from the data): DCGAN with "
                              "conditional BatchNorm, StyleGAN2 with a class embedding in the "
-                             "mapping network; both with a projection D")
+                             "mapping network, FastGAN with conditional BatchNorm; all with a "
+                             "projection D")
     num_classes: int = _key(0, "conditional models: number of classes; 0 = taken from the data "
                             "(a non-zero value must match it)")
     d_hidden: int = _key(0, "toy D: hidden width of both layers; 0 = the seed's 5 and 3")

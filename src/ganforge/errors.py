@@ -20,3 +20,10 @@ def describe_state_dict_error(e: Exception) -> str:
         if ln.startswith(("size mismatch", "Missing key", "Unexpected key")):
             return ln.rstrip(".")
     return lines[0] if lines else type(e).__name__
+
+
+def require_range(flag: str, value: float, low: float, high: float, hint: str = "") -> None:
+    """Refuse ``value`` outside [low, high] (NaN included) with a message naming ``flag``."""
+    if not low <= value <= high:
+        raise GanforgeError(f"{flag} must be from {low:g} to {high:g}, got {value!r}"
+                            + (f" ({hint})" if hint else ""))

@@ -28,9 +28,10 @@ from .data import folder_path, is_image_folder, load_dataset, resolve_shape
 from .data.idx import IDX_DATASETS, load_idx_dataset
 from .data.images import folder_stamp, scan_folder
 from .data.roots import user_cache_dir
-from .errors import GanforgeError
+from .errors import GanforgeError, require_range
 from .generator import generate_uint8, load_generator
 from .io import atomic_write, resolve_checkpoint, write_json
+from .io.lock import refuse_if_locked, run_lock
 from .metrics.classifier import ClassifierFeatures
 from .metrics.features import InceptionFeatures
 from .metrics.gaussian import gaussian_metrics
@@ -182,6 +183,10 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise GanforgeError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
+    require_range("--seed", seed, 0, 2 ** 63 - 1)
+    if n > 10 ** 7 or (n_reference or 0) > 10 ** 7:
+        raise GanforgeError(f"--n and --n-reference are at most 10,000,000 samples, got "
+                            f"{n} and {n_reference}")
     if n < 2:
         raise GanforgeError(f"--n must be at least 2, got {n}")
     t0 = time.perf_counter()
@@ -222,6 +227,8 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
     """Evaluate a run directory or checkpoint (its G_ema when it has one, unless ``ema=False``);
     writes ``eval.json`` into the run."""
     G, cfg, shape, classes = load_generator(path, device, ema=ema)
+    if write:  # refuse now rather than after minutes of computing
+        refuse_if_locked(resolve_checkpoint(path).parent)
     cfg = with_data_shape(cfg, shape)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
                              n_reference=n_reference, num_classes=classes,
@@ -230,15 +237,47 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
     res["checkpoint"] = ckpt.name
     res["generator"] = "G_ema" if ema and cfg.train.ema_kimg > 0 else "G"
     if write:
-        out = ckpt.parent / "eval.json"
-        existing = json.loads(out.read_text()) if out.is_file() else {}
         key = f"{ckpt.stem}/{res['features']}/n{res.get('n_generated', 0)}"
         if n_reference is not None:
             key += f"/ref{res.get('n_reference')}"
-        existing[key if res["generator"] == "G" else f"{key}/ema"] = res
-        write_json(out, existing)
-        res["eval_json"] = str(out)
+        record_result(ckpt.parent, key if res["generator"] == "G" else f"{key}/ema", res)
     return res
+
+
+def _read_results(out: Path) -> tuple[dict[str, Any], Path | None]:
+    """eval.json's records; a file that is not a JSON object is renamed aside (returned)."""
+    if not out.is_file():
+        return {}, None
+    try:
+        existing = json.loads(out.read_text())
+        if isinstance(existing, dict):
+            return existing, None
+    except (ValueError, UnicodeDecodeError):
+        pass
+    aside = out.with_name(f"{out.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(out, aside)
+    return {}, aside
+
+
+def record_result(run_dir: Path, key: str, res: dict[str, Any]) -> None:
+    """Add ``res`` to ``run_dir/eval.json`` under ``key`` (under the run's lock, atomically).
+    Never raises for the file system: a failure is kept in ``res["eval_json_error"]`` so the
+    caller still shows what was computed; a corrupt eval.json is set aside, named in
+    ``res["eval_json_set_aside"]``."""
+    out = run_dir / "eval.json"
+    try:
+        with run_lock(run_dir):
+            existing, aside = _read_results(out)
+            if aside is not None:
+                res["eval_json_set_aside"] = str(aside)
+            existing[key] = dict(res)
+            write_json(out, existing)
+        res["eval_json"] = str(out)
+    except OSError as e:
+        res["eval_json_error"] = (f"could not write {out}: {e.strerror or e}; the results above "
+                                  "were not saved")
+    except GanforgeError as e:
+        res["eval_json_error"] = f"{e} The results above were not saved."
 
 
 def format_table(res: dict[str, Any]) -> str:

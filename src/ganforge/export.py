@@ -11,6 +11,7 @@ from . import __version__
 from .errors import GanforgeError
 from .generator import EXPORT_FORMAT, load_generator
 from .io import atomic_write, write_json
+from .io.lock import lock_for_output
 
 
 def export_generator(run: str | os.PathLike, out: str | os.PathLike,
@@ -26,9 +27,10 @@ def export_generator(run: str | os.PathLike, out: str | os.PathLike,
             raise GanforgeError(f"{p} already exists; choose another --out or pass --overwrite")
     G, cfg, shape, classes = load_generator(run)
     tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
-    atomic_write(out, save(tensors, metadata={"format": EXPORT_FORMAT}))
-    write_json(meta_path, {"format": EXPORT_FORMAT, "ganforge_version": __version__,
-                           "sample_shape": list(shape), "z_dim": cfg.model.z_dim,
-                           "config": cfg.to_dict(), "resolved": {"num_classes": classes},
-                           "generator": "G_ema" if cfg.train.ema_kimg > 0 else "G"})
+    with lock_for_output(out):
+        atomic_write(out, save(tensors, metadata={"format": EXPORT_FORMAT}))
+        write_json(meta_path, {"format": EXPORT_FORMAT, "ganforge_version": __version__,
+                               "sample_shape": list(shape), "z_dim": cfg.model.z_dim,
+                               "config": cfg.to_dict(), "resolved": {"num_classes": classes},
+                               "generator": "G_ema" if cfg.train.ema_kimg > 0 else "G"})
     return out, meta_path

@@ -14,10 +14,15 @@ import torch
 from PIL import Image
 
 from .data import gaussian2d
-from .errors import GanforgeError
+from .errors import GanforgeError, require_range
+from .io import atomic_write
+from .io.lock import lock_for_output
 from .generator import (class_labels, interpolation_noise, load_generator, render, slerp,
                         strip_labels, truncated_noise, walk_noise)
 from .report.plots import save_grid, scatter_2d, to_uint8
+
+MAX_SAMPLES = 1_000_000  # one call; larger sets are written by several calls with other seeds
+MAX_SEED = 2 ** 63 - 1
 
 __all__ = ["interpolation_noise", "sample", "slerp", "truncated_noise", "walk_noise",
            "write_animation", "write_samples"]
@@ -35,7 +40,7 @@ def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool
     if suffix == ".npy":
         arr = (to_uint8(samples).permute(0, 2, 3, 1).numpy() if is_image
                else samples.numpy().astype(np.float32))
-        np.save(out, arr)
+        atomic_write(out, lambda f: np.save(f, arr))
     elif suffix == ".png":
         if is_image:
             cols = math.ceil(math.sqrt(len(samples)))
@@ -52,7 +57,8 @@ def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool
         arr = to_uint8(samples).permute(0, 2, 3, 1).numpy()
         width = max(6, len(str(len(arr) - 1)))
         for i, a in enumerate(arr):
-            Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(out / f"{i:0{width}d}.png")
+            im = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+            atomic_write(out / f"{i:0{width}d}.png", lambda f, im=im: im.save(f, format="PNG"))
     return out
 
 
@@ -63,8 +69,12 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
            class_index: int | None = None, ema: bool = True) -> Path:
     """Library entry point behind ``ganforge sample``: plain samples (optionally truncated), an
     interpolation strip per pair of ``seeds`` (``interpolate``), or a looping latent walk (``walk``)."""
-    if n <= 0:
-        raise GanforgeError(f"--n must be a positive number of samples, got {n}")
+    require_range("--n", n, 1, MAX_SAMPLES, "a positive number of samples")
+    require_range("--seed", seed, 0, MAX_SEED)
+    require_range("--steps", steps, 2, 1000, "images per interpolation strip")
+    require_range("--frames", frames, 2, 10_000, "frames of the latent walk")
+    if truncation is not None and not math.isfinite(truncation):
+        raise GanforgeError(f"--truncation must be a finite number, got {truncation}")
     G, cfg, shape, classes = load_generator(path, device, ema=ema)
     if class_index is not None and not classes:
         raise GanforgeError(f"--class needs a class-conditional model; {path} was trained "
@@ -79,6 +89,14 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
                                 f"(1 = none), got {truncation}")
         G.truncation_psi, truncation = truncation, None
     out_path = Path(out)
+    with lock_for_output(out_path):  # the run it writes into, if any, has one writer at a time
+        return _write(G, cfg, shape, classes, out_path, n, seed, device, overwrite, truncation,
+                      interpolate, seeds, steps, mode, walk, frames, class_index)
+
+
+def _write(G, cfg, shape, classes, out_path: Path, n: int, seed: int, device: str,
+           overwrite: bool, truncation: float | None, interpolate: bool, seeds: list[int] | None,
+           steps: int, mode: str, walk: bool, frames: int, class_index: int | None) -> Path:
     if (interpolate or walk) and len(shape) != 3:
         raise GanforgeError("--interpolate and --walk are for image generators")
     if out_path.exists() and not overwrite and (interpolate or walk):
@@ -97,7 +115,7 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
         return write_samples(images, out_path, overwrite)
     z = truncated_noise(n, cfg.model.z_dim, seed, truncation)
     y = class_labels(n, classes, class_index)
-    return write_samples(render(G, z, device, y=y), out, overwrite)
+    return write_samples(render(G, z, device, y=y), out_path, overwrite)
 
 
 def write_animation(frames: torch.Tensor, out: str | os.PathLike, fps: int = 12,
@@ -112,6 +130,7 @@ def write_animation(frames: torch.Tensor, out: str | os.PathLike, fps: int = 12,
     for a in imgs:
         im = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
         pil.append(im.resize((im.width * scale, im.height * scale), Image.NEAREST))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pil[0].save(out, save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
-    return out
+    fmt = "GIF" if out.suffix.lower() == ".gif" else "WEBP"
+    return atomic_write(out, lambda f: pil[0].save(f, format=fmt, save_all=True,
+                                                   append_images=pil[1:],
+                                                   duration=int(1000 / fps), loop=0))

@@ -7,9 +7,43 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 
 from .augment import parse_policy
 from .config import Config, ConfigError, _flatten, key_specs
+
+
+# Numeric keys: (lowest, highest, "closed" or "open" at the lowest). The upper bounds are far
+# above any useful value; they stop a typo from asking for terabytes of memory.
+_BIG = 10 ** 9
+RANGES: dict[str, tuple[float, float, str]] = {
+    "train.epochs": (0, _BIG, "open"), "train.batch_size": (0, 1 << 20, "open"),
+    "model.z_dim": (0, 1 << 14, "open"), "model.w_dim": (0, 1 << 13, "open"),
+    "model.mapping_layers": (0, 64, "open"), "model.g_width": (0, 1 << 12, "open"),
+    "model.d_width": (0, 1 << 12, "open"), "model.d_hidden": (0, 1 << 14, "closed"),
+    "model.leaky_slope": (0, 0.999, "closed"), "model.init_std": (0, 10, "open"),
+    "model.num_classes": (0, 1 << 16, "closed"),
+    "report.sample_every": (0, _BIG, "open"), "report.grid_rows": (0, 64, "open"),
+    "report.grid_cols": (0, 64, "open"), "report.scatter_points": (0, 1 << 20, "open"),
+    "data.num_points": (0, 10 ** 8, "open"), "data.resolution": (0, 4096, "closed"),
+    "data.limit": (0, _BIG, "closed"), "data.max_pixels": (0, 1 << 40, "closed"),
+    "data.channels": (0, 3, "closed"),
+    "optim_G.lr": (0, 100, "open"), "optim_D.lr": (0, 100, "open"),
+    "optim_G.eps": (0, 1, "open"), "optim_D.eps": (0, 1, "open"),
+    "optim_G.alpha": (0, 1, "closed"), "optim_D.alpha": (0, 1, "closed"),
+    "train.threads": (0, 4096, "closed"), "train.checkpoint_every": (0, _BIG, "closed"),
+    "train.checkpoint_steps": (0, _BIG, "closed"), "train.checkpoint_minutes": (0, 1e7, "closed"),
+    "train.seed": (0, 2 ** 63 - 1, "closed"), "train.max_minutes": (0, 1e7, "closed"),
+    "train.ema_kimg": (0, 1e9, "closed"), "train.ema_rampup": (0, 1e3, "closed"),
+    "eval.every": (0, _BIG, "closed"), "health.max_retries": (0, 1000, "closed"),
+    "health.warmup_epochs": (0, _BIG, "closed"),
+    "loss.gp_weight": (0, 1e6, "closed"), "loss.r1_gamma": (0, 1e6, "closed"),
+    "loss.r1_every": (0, _BIG, "open"), "eval.n": (0, 10 ** 7, "closed"),
+    "health.window": (0, 10 ** 7, "open"),
+}
+HINTS = {"model.leaky_slope": "the slope of LeakyReLU's negative side, e.g. 0.2",
+         "model.init_std": "the spread of the initial weights, e.g. 0.02",
+         "train.threads": "0 keeps torch's default"}
 
 
 def is_validated(cfg: Config) -> bool:
@@ -27,21 +61,19 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{spec.key} must be one of {', '.join(spec.choices)}; got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{spec.key} must be a finite number, got {value!r}")
-    positive = ["train.epochs", "train.batch_size", "model.z_dim", "report.sample_every",
-                "model.w_dim", "model.mapping_layers",
-                "report.grid_rows", "report.grid_cols", "data.num_points",
-                "optim_G.lr", "optim_D.lr", "model.g_width", "model.d_width"]
-    for key in positive:
-        if not flat[key] > 0:
-            raise ConfigError(f"{key} must be > 0, got {flat[key]!r}")
-    for key in ("train.threads", "train.checkpoint_every", "eval.every", "health.max_retries",
-                "health.warmup_epochs",
-                "train.checkpoint_steps", "train.checkpoint_minutes", "train.seed",
-                "data.resolution", "data.limit", "data.max_pixels", "data.channels",
-                "train.ema_kimg", "train.ema_rampup", "loss.gp_weight", "loss.r1_gamma",
-                "model.num_classes", "model.d_hidden", "train.max_minutes"):
-        if flat[key] < 0:
-            raise ConfigError(f"{key} must be >= 0, got {flat[key]!r}")
+    for key, (low, high, what) in RANGES.items():
+        value = flat[key]
+        if not low <= value <= high or (what == "open" and value == low):
+            bound = f"> {low}" if what == "open" else f">= {low}"
+            raise ConfigError(f"{key} must be {bound} and <= {high:g}, got {value!r}"
+                              + (f" ({HINTS[key]})" if key in HINTS else ""))
+    for opt in ("optim_G", "optim_D"):
+        for beta in ("beta1", "beta2"):
+            if not 0 <= flat[f"{opt}.{beta}"] < 1:
+                raise ConfigError(f"{opt}.{beta} must be in [0, 1), got {flat[f'{opt}.{beta}']!r}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", cfg.train.device):
+        raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got "
+                          f"{cfg.train.device!r}")
     if not 0.0 < cfg.loss.real_label <= 1.0:
         raise ConfigError(f"loss.real_label must be in (0, 1], got {cfg.loss.real_label}")
     if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wgan-gp"):
@@ -51,8 +83,6 @@ def validate(cfg: Config) -> Config:
     if not 0.0 <= cfg.train.lr_decay_start < 1.0:
         raise ConfigError(f"train.lr_decay_start is the share of the run before the learning "
                           f"rates start to decay: it must be in [0, 1), got {cfg.train.lr_decay_start}")
-    if cfg.loss.r1_every < 1:
-        raise ConfigError(f"loss.r1_every must be >= 1, got {cfg.loss.r1_every}")
     uses_input_grads = cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0
     if uses_input_grads and cfg.model.arch == "dcgan" and cfg.model.d_norm == "batch":
         raise ConfigError("gradient penalties (loss.name=wgan-gp, loss.r1_gamma > 0) are per-sample "
@@ -60,8 +90,8 @@ def validate(cfg: Config) -> Config:
     if cfg.model.g_output != "tanh" and cfg.model.arch == "toy":
         raise ConfigError("model.g_output chooses the last activation of the mlp and dcgan "
                           "generators; the toy generator is linear: leave model.g_output=tanh")
-    if cfg.model.conditional and cfg.model.arch not in ("dcgan", "stylegan2"):
-        raise ConfigError(f"model.conditional=true needs model.arch=dcgan or stylegan2; got "
+    if cfg.model.conditional and cfg.model.arch not in ("dcgan", "stylegan2", "fastgan"):
+        raise ConfigError(f"model.conditional=true needs model.arch=dcgan, stylegan2 or fastgan; got "
                           f"model.arch={cfg.model.arch}")
     if cfg.model.conditional and cfg.data.name == "gaussian2d":
         raise ConfigError("model.conditional=true needs labelled data (mnist, fashion-mnist or an "
@@ -82,6 +112,12 @@ def validate(cfg: Config) -> Config:
             f"data.resolution must be a power of two >= 8 for model.arch={cfg.model.arch}, got "
             f"{res} (use 32 for MNIST-like data, 64 for the Pokemon sprites)"
         )
+    if cfg.model.arch == "fastgan" and res and (res < 16 or res > 256 or res & (res - 1)):
+        raise ConfigError(f"data.resolution must be a power of two from 16 to 256 for "
+                          f"model.arch=fastgan, got {res}")
+    if not cfg.model.d_recon >= 0:  # also refuses NaN
+        raise ConfigError(f"model.d_recon must be >= 0 (0 turns the reconstruction off), got "
+                          f"{cfg.model.d_recon}")
     if cfg.train.ada and cfg.train.augment:
         raise ConfigError("train.ada (adaptive augmentation) and train.augment (DiffAugment) are "
                           "two ways to augment D's inputs: choose one")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import math
 import shutil
 import struct
 import tempfile
@@ -122,7 +123,7 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{source} is truncated: its header is incomplete")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # exact: no int64 overflow
     if len(raw) != expected:
         raise DataError(
             f"{source} is truncated or padded: header declares shape {tuple(shape)} "
@@ -244,4 +245,9 @@ def load_idx_dataset(
             f"{found[0]} and {found[1]} do not form an image/label pair "
             f"(shapes {images.shape} and {labels.shape})"
         )
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(spec.class_names)):
+        raise DataError(
+            f"{found[1]} holds labels from {labels.min()} to {labels.max()}, but {name} has "
+            f"{len(spec.class_names)} classes (0..{len(spec.class_names) - 1}); the file is not "
+            f"{name}'s label file: download it again")
     return images.astype(np.uint8, copy=False), labels.astype(np.int64), spec.class_names

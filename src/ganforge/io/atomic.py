@@ -39,6 +39,17 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def is_write_failure(e: BaseException) -> bool:
+    """torch.save and some writers report a failed write (a full disk) as RuntimeError."""
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and any(
+        s in text for s in ("failed writing", "unexpected pos", "no space left", "file write"))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any] | bytes) -> Path:
     """Write ``path`` atomically: ``write`` is the bytes or a function that writes to a binary
     file object. Raises :class:`WriteError` with a message for a person when it cannot."""
@@ -64,10 +75,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any] | by
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise WriteError(f"could not write {path}: {e.strerror or e} (disk full or "
-                             "read-only?); the previous file, if any, is intact",
-                             str(e.strerror or e)) from None
+        if isinstance(e, OSError) or is_write_failure(e):
+            reason = str(e.strerror or e) if isinstance(e, OSError) else _first_line(e)
+            raise WriteError(f"could not write {path}: {reason} (disk full or read-only?); the "
+                             "previous file, if any, is intact", reason) from None
         raise
     fsync_dir(path.parent)
     return path

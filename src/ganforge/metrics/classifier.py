@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.idx import IDX_DATASETS, load_idx_dataset, user_cache_dir
-from ..errors import GanforgeError
+from ..errors import GanforgeError, require_range
 from ..io import save_checkpoint
 
 CLASSIFIER_VERSION = 1
@@ -100,6 +100,9 @@ def train_classifier(dataset: str, epochs: int | None = None, seed: int = 0,
     if dataset not in IDX_DATASETS:
         raise GanforgeError(f"domain classifiers exist for {', '.join(IDX_DATASETS)}, "
                             f"not {dataset!r}; use --features inception")
+    if epochs is not None:
+        require_range("--epochs", epochs, 1, 1000)
+    require_range("--seed", seed, 0, 2 ** 63 - 1)
     epochs = epochs or DEFAULT_EPOCHS[dataset]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

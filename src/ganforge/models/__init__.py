@@ -7,13 +7,15 @@ from torch import nn
 from ..config import ModelConfig
 from .blocks import D_block, G_block, apply_spectral_norm, init_weights, output_activation
 from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .fastgan import FastGANDiscriminator, FastGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from .toy import ToyDiscriminator, ToyGenerator
 
 __all__ = ["build_models", "init_weights", "apply_spectral_norm", "G_block", "D_block", "DCGANGenerator",
            "DCGANDiscriminator", "MLPGenerator", "MLPDiscriminator", "ToyGenerator",
-           "ToyDiscriminator", "StyleGAN2Generator", "StyleGAN2Discriminator", "ARCHITECTURES",
+           "ToyDiscriminator", "StyleGAN2Generator", "StyleGAN2Discriminator", "FastGANGenerator",
+           "FastGANDiscriminator", "ARCHITECTURES",
            "output_activation", "class_count"]
 
 
@@ -55,7 +57,18 @@ def _stylegan2(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[
             StyleGAN2Discriminator(c, h, cfg.d_width, classes))
 
 
-ARCHITECTURES = {"toy": _toy, "mlp": _mlp, "dcgan": _dcgan, "stylegan2": _stylegan2}
+def _fastgan(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+    c, h, w = shape
+    if h != w:
+        raise ValueError(f"FastGAN needs square images, got {h}x{w}")
+    if cfg.conditional and classes < 2:
+        raise ValueError(f"a class-conditional model needs at least 2 classes, got {classes}")
+    return (FastGANGenerator(cfg.z_dim, c, h, cfg.g_width, classes),
+            FastGANDiscriminator(c, h, cfg.d_width, classes))
+
+
+ARCHITECTURES = {"toy": _toy, "mlp": _mlp, "dcgan": _dcgan, "stylegan2": _stylegan2,
+                 "fastgan": _fastgan}
 # Architectures whose layers initialise themselves (equalized learning rates): model.init and
 # model.init_std do not apply to them.
 SELF_INITIALISED = {"stylegan2"}

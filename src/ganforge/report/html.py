@@ -21,6 +21,7 @@ from PIL import Image
 from ..errors import GanforgeError
 from ..generator import interpolation_noise, load_generator, render, strip_labels
 from ..io import read_jsonl, write_text
+from ..io.lock import lock_for_output
 from ..metrics.registry import display_names
 from .plots import _pyplot, grid_image, to_uint8
 
@@ -178,7 +179,8 @@ def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[
     parts.append("<div class='row'>" + "".join(figs) + "</div>")
     if grids:
         parts.append("<div class='row'>")
-        parts.append(f"<div class='card'><h3>Final samples (epoch {grids[-1].stem[6:].lstrip('0')})</h3>"
+        epoch = html.escape(grids[-1].stem[6:].lstrip("0"))
+        parts.append(f"<div class='card'><h3>Final samples (epoch {epoch})</h3>"
                      f"{_img(grids[-1], 'final samples')}</div>")
         gif = _gif(grids)
         if gif:
@@ -187,7 +189,7 @@ def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[
         parts.append("</div><h3>Over time</h3><div class='row timeline'>")
         step = max(1, len(grids) // 8)
         for g in grids[::step]:
-            parts.append(f"<div>{_img(g, g.stem)}<div class='muted'>{g.stem}</div></div>")
+            parts.append(f"<div>{_img(g, g.stem)}<div class='muted'>{html.escape(g.stem)}</div></div>")
         parts.append("</div>")
     if interpolation:
         interp = _interpolation_png(run)
@@ -247,4 +249,5 @@ def write_report(runs: list[str | os.PathLike], out: str | os.PathLike | None = 
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>" + intro_html + "\n".join(head) + "\n".join(sections)
             + f"<p class='muted'>written by ganforge</p><script>{CHECK_JS}</script></body></html>")
-    return write_text(out, page)
+    with lock_for_output(out):
+        return write_text(out, page)

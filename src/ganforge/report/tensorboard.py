@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import GanforgeError
+from ..io.atomic import WriteError, run_path
 
 _SCALARS = {"loss_D": "loss/D", "loss_G": "loss/G", "acc_D": "D/accuracy", "lr_G": "lr/G",
             "lr_D": "lr/D", "examples_per_sec": "speed/examples_per_sec",
@@ -34,7 +35,14 @@ class TensorBoardLogger:
                     "report.tensorboard=off"
                 ) from None
             return
-        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+        # TensorBoard appends to event files of its own naming; the folder must be a real folder
+        # inside the run, so a planted link cannot send them elsewhere.
+        log_dir = Path(run_dir) / "tensorboard"
+        if log_dir.is_symlink() or (log_dir.exists() and not log_dir.is_dir()):
+            raise WriteError(f"refusing to write TensorBoard files into {log_dir}: it is a "
+                             "symbolic link or a file, not a folder of this run; remove it and "
+                             "retry (or set report.tensorboard=off)")
+        self.writer = SummaryWriter(log_dir=str(run_path(run_dir, "tensorboard")))
 
     @property
     def enabled(self) -> bool:

@@ -47,7 +47,7 @@ class StepStats:
     loss_D: torch.Tensor
     loss_G: torch.Tensor
     acc_D: torch.Tensor  # share of real and fake inputs D classified correctly
-    penalty: torch.Tensor  # the gradient penalty added to D's loss (0 when none)
+    penalty: torch.Tensor  # regularisers added to D's loss: gradient penalty, reconstruction
 
     FIELDS = ("loss_D", "loss_G", "acc_D", "penalty")
 
@@ -101,6 +101,8 @@ class GAN:
         self.ada = (AdaptiveAugment(device, t.ada_target, t.ada_kimg, self.threshold or 0.0)
                     if t.ada else None)
         self.d_terms = 2.0 if cfg.loss.d_terms == "sum" else 1.0
+        # FastGAN's D reconstructs the real images it sees (a regulariser added to D's loss).
+        self.recon_weight = cfg.model.d_recon if cfg.model.arch == "fastgan" else 0.0
         self.step = 0
         self.epoch = 0
         self.images_seen = 0
@@ -115,12 +117,16 @@ class GAN:
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=gen_device)
         return z.to(self.device)
 
-    def _D(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """D on ``x`` after DiffAugment or ADA (when on), as float32 logits."""
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None, reconstruct: bool = False):
+        """D on ``x`` after DiffAugment or ADA (when on), as float32 logits; with
+        ``reconstruct``, also D's self-supervised reconstruction loss on that input."""
         if self.augment or self.ada is not None:
             x = diff_augment(x, self.augment) if self.augment else self.ada(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+        if reconstruct:
+            logits, recon = self.D_fwd(x, y, reconstruct=True)
+            return logits.float(), recon
         return (self.D_fwd(x) if y is None else self.D_fwd(x, y)).float()
 
     def _autocast(self):
@@ -149,12 +155,17 @@ class GAN:
             z = self.noise(real.shape[0]) if z is None else z
             fake = self.G_fwd(z) if y is None else self.G_fwd(z, y)
             # Discriminator: real vs detached fake.
-            real_logits = self._D(real, y)
+            if self.recon_weight:
+                real_logits, recon = self._D(real, y, reconstruct=True)
+            else:
+                real_logits = self._D(real, y)
             fake_logits = self._D(fake.detach(), y)
             loss_D = self.d_loss_fn(real_logits, fake_logits, lc.real_label)
             if self.ada is not None:
                 self.ada.observe(real_logits)
             penalty = loss_D.new_zeros(())
+            if self.recon_weight:
+                penalty = penalty + self.recon_weight * recon
             if lc.name == "wgan-gp":
                 penalty = lc.gp_weight * gradient_penalty(lambda x: self._D(x, y), real, fake)
             if r1_now:  # lazy regularisation: every r1_every steps, weighted by r1_every
