@@ -117,7 +117,7 @@ def test_every_key_has_type_default_and_meaning(capsys):
     assert specs["train.epochs"].type == "int" and specs["train.epochs"].default == 20
     assert main(["presets", "--keys"]) == 0
     out = capsys.readouterr().out
-    assert "train.precision: str = 'fp32' (fp32 | bf16 | fp16 | auto)" in out
+    assert "train.precision: str = 'auto' (fp32 | bf16 | fp16 | auto)" in out
     assert "half-life" in out and out.count("\n") >= 2 * len(specs)
 
 

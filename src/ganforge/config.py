@@ -125,9 +125,10 @@ class TrainConfig:
     threads: int = _key(0, "CPU threads for torch; 0 keeps torch's default")
     drop_last: bool = _key(False, "drop the last, smaller batch of an epoch (the seeds keep it)")
     sync_bn: bool = _key(False, "torchrun on CUDA: BatchNorm statistics over the global batch")
-    precision: str = _key("fp32", "fp32, bf16 (autocast), fp16 (autocast + loss scaling), or auto: "
+    precision: str = _key("auto", "fp32, bf16 (autocast), fp16 (autocast + loss scaling), or auto: "
                           "bf16 where the hardware computes it natively (CUDA with bf16; CPUs with "
-                          "AVX-512 BF16 or AMX), else fp32", ("fp32", "bf16", "fp16", "auto"))
+                          "AVX-512 BF16 or AMX), else fp32; fp32 reproduces the seeds' arithmetic",
+                          ("fp32", "bf16", "fp16", "auto"))
     channels_last: bool = _key(False, "NHWC memory format for image models")
     compile: bool = _key(False, "torch.compile the forward passes")
     ema_kimg: float = _key(0.0, "G_ema half-life in thousands of images; 0 = no G_ema")
