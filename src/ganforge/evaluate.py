@@ -30,6 +30,7 @@ from .data.images import folder_stamp, scan_folder
 from .data.roots import user_cache_dir
 from .errors import GanforgeError, require_range
 from .generator import generate_uint8, load_generator
+from .runtime import resolve_precision
 from .io import atomic_write, resolve_checkpoint, write_json
 from .io.lock import refuse_if_locked, run_lock
 from .metrics.classifier import ClassifierFeatures
@@ -103,11 +104,18 @@ class FeatureExtractor:
     """Wraps a feature network: features (and class probabilities, for the classifier)."""
 
     def __init__(self, kind: str, cfg: Config, device: str, inception_path: str | None,
-                 progress: bool) -> None:
+                 progress: bool, fast: bool = False) -> None:
         self.kind = kind
         self.progress = progress
+        if fast and kind != "inception":
+            raise GanforgeError("--fast is a mode of the Inception features; the classifier's "
+                                "features are already fast: drop --fast")
+        if fast and resolve_precision("auto", torch.device(device)) != "bf16":
+            raise GanforgeError(f"--fast computes Inception features in bf16, which {device} does "
+                                "not compute natively (it would be slower than fp32): drop --fast")
         if kind == "inception":
-            self.net = InceptionFeatures(inception_path, device=device)
+            self.net = InceptionFeatures(inception_path, device=device,
+                                         precision="bf16" if fast else "fp32")
         elif kind == "classifier":
             if cfg.data.name not in IDX_DATASETS:
                 raise GanforgeError(f"--features classifier exists for MNIST and Fashion-MNIST, "
@@ -121,15 +129,18 @@ class FeatureExtractor:
     def __call__(self, images: torch.Tensor, desc: str) -> tuple[np.ndarray, np.ndarray | None]:
         bs = 50 if self.kind == "inception" else 500
         feats, probs = [], []
-        for i in tqdm(range(0, len(images), bs), desc=desc, unit="batch", leave=False,
-                      disable=True if not self.progress else None):
+        bar = tqdm(total=len(images), desc=desc, unit="img", leave=False,
+                   disable=True if not self.progress else None)
+        for i in range(0, len(images), bs):
             chunk = images[i:i + bs]
+            bar.update(len(chunk))
             if self.kind == "classifier":
                 f, p = self.net.features_and_probs(chunk)
                 probs.append(p.cpu().numpy())
             else:
                 f = self.net(chunk)
             feats.append(f.cpu().numpy().astype(np.float32))
+        bar.close()
         return np.concatenate(feats), (np.concatenate(probs) if probs else None)
 
 
@@ -176,7 +187,7 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
                        n: int = 10000, features: str = "inception", device: str = "cpu",
                        seed: int = 0, inception_path: str | None = None, progress: bool = True,
                        extractor: Any = None, n_reference: int | None = None,
-                       num_classes: int = 0) -> dict[str, Any]:
+                       num_classes: int = 0, fast: bool = False) -> dict[str, Any]:
     """Evaluate an in-memory generator (conditioned on ``num_classes`` classes, 0 = none)
     against the reference set (the test split, or the image folder), or its first
     ``n_reference`` images; returns a flat dict of results."""
@@ -199,7 +210,7 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
                             "classifier: add --features classifier (MNIST / Fashion-MNIST)")
     if n_reference is not None and n_reference < 2:
         raise GanforgeError(f"--n-reference must be at least 2, got {n_reference}")
-    ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress)
+    ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress, fast)
     real_f, real_p, real_y, cached = reference_features(ext, cfg, n_reference)
     t_gen = time.perf_counter()
     fake = eval_geometry(generate_uint8(G, cfg.model.z_dim, n, seed, device,
@@ -208,7 +219,8 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
     inputs = EvalInputs(real_f, fake_f, real_p, fake_p, real_y,
                         (np.arange(n) % num_classes) if num_classes else None,
                         tuple(getattr(ext.net, "class_names", ())))
-    out: dict[str, Any] = {"features": ext.kind, "n_generated": n, "n_reference": len(real_f),
+    kind = ext.kind + (" (fast: bf16)" if getattr(ext.net, "precision", "fp32") == "bf16" else "")
+    out: dict[str, Any] = {"features": kind, "n_generated": n, "n_reference": len(real_f),
                            "reference_cached": cached, "seed": seed}
     for name in metrics:
         try:
@@ -223,7 +235,8 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
 def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n: int = 10000,
              features: str = "inception", device: str = "cpu", seed: int = 0,
              inception_path: str | None = None, progress: bool = True, write: bool = True,
-             ema: bool = True, n_reference: int | None = None) -> dict[str, Any]:
+             ema: bool = True, n_reference: int | None = None, fast: bool = False
+             ) -> dict[str, Any]:
     """Evaluate a run directory or checkpoint (its G_ema when it has one, unless ``ema=False``);
     writes ``eval.json`` into the run."""
     G, cfg, shape, classes = load_generator(path, device, ema=ema)
@@ -231,13 +244,14 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
         refuse_if_locked(resolve_checkpoint(path).parent)
     cfg = with_data_shape(cfg, shape)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
+                             fast=fast,
                              n_reference=n_reference, num_classes=classes,
                              seed=seed, inception_path=inception_path, progress=progress)
     ckpt = resolve_checkpoint(path)
     res["checkpoint"] = ckpt.name
     res["generator"] = "G_ema" if ema and cfg.train.ema_kimg > 0 else "G"
     if write:
-        key = f"{ckpt.stem}/{res['features']}/n{res.get('n_generated', 0)}"
+        key = f"{ckpt.stem}/{res['features'].replace(' (fast: bf16)', '-fast')}/n{res.get('n_generated', 0)}"
         if n_reference is not None:
             key += f"/ref{res.get('n_reference')}"
         record_result(ckpt.parent, key if res["generator"] == "G" else f"{key}/ema", res)

@@ -35,34 +35,33 @@ def _mlp(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Mod
             MLPDiscriminator(shape, cfg.leaky_slope, cfg.d_activation))  # type: ignore[arg-type]
 
 
-def _dcgan(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+def _square_image(arch: str, cfg: ModelConfig, shape: tuple[int, ...], classes: int
+                  ) -> tuple[int, int]:
+    """(channels, side) of the square images an image architecture is built for."""
     c, h, w = shape
     if h != w:
-        raise ValueError(f"DCGAN needs square images, got {h}x{w}")
+        raise ValueError(f"{arch} needs square images, got {h}x{w}")
     if cfg.conditional and classes < 2:
         raise ValueError(f"a class-conditional model needs at least 2 classes, got {classes}")
+    return c, h
+
+
+def _dcgan(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+    c, h = _square_image("DCGAN", cfg, shape, classes)
     return (DCGANGenerator(cfg.z_dim, c, h, cfg.g_width, num_classes=classes, output=cfg.g_output),
             DCGANDiscriminator(c, h, cfg.d_width, cfg.leaky_slope, cfg.d_activation,
                                norm=cfg.d_norm, num_classes=classes))
 
 
 def _stylegan2(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
-    c, h, w = shape
-    if h != w:
-        raise ValueError(f"StyleGAN2 needs square images, got {h}x{w}")
-    if cfg.conditional and classes < 2:
-        raise ValueError(f"a class-conditional model needs at least 2 classes, got {classes}")
+    c, h = _square_image("StyleGAN2", cfg, shape, classes)
     return (StyleGAN2Generator(cfg.z_dim, c, h, cfg.g_width, classes, cfg.w_dim,
                                cfg.mapping_layers, cfg.style_mixing),
             StyleGAN2Discriminator(c, h, cfg.d_width, classes))
 
 
 def _fastgan(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
-    c, h, w = shape
-    if h != w:
-        raise ValueError(f"FastGAN needs square images, got {h}x{w}")
-    if cfg.conditional and classes < 2:
-        raise ValueError(f"a class-conditional model needs at least 2 classes, got {classes}")
+    c, h = _square_image("FastGAN", cfg, shape, classes)
     return (FastGANGenerator(cfg.z_dim, c, h, cfg.g_width, classes),
             FastGANDiscriminator(c, h, cfg.d_width, classes))
 
