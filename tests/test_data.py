@@ -111,6 +111,7 @@ def test_offline_error_names_files_and_places(monkeypatch):
         load_idx_dataset("mnist", "train")
     msg = str(e.value)
     assert "train-images-idx3-ubyte.gz" in msg and "GANFORGE_DATA" in msg and "no network" in msg
+    assert not idxmod.download_dir("mnist").exists(), "no empty folder left in the cache"
     with pytest.raises(DataError, match="downloading is off"):
         load_idx_dataset("mnist", "train", allow_download=False)
 

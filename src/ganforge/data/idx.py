@@ -182,7 +182,9 @@ def locate(spec: IdxSpec, split: str, explicit: str | os.PathLike | None = None)
 
 
 def download(spec: IdxSpec, dest: Path, files: list[str] | None = None, timeout: float = 30.0) -> None:
-    """Download ``files`` (default: all four) into ``dest`` and verify their checksums."""
+    """Download ``files`` (default: all four) into ``dest`` and verify their checksums. A folder
+    created here is removed again when nothing could be downloaded into it."""
+    created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     for fname in files or list(spec.sha256):
         if _find_file(dest, fname):
@@ -209,6 +211,8 @@ def download(spec: IdxSpec, dest: Path, files: list[str] | None = None, timeout:
             shutil.move(tmp, dest / fname)
             break
         else:
+            if created and not any(dest.iterdir()):
+                dest.rmdir()  # an empty folder would look like a dataset in the wrong place
             raise DataError(_missing_message(spec, failures=errors))
 
 
