@@ -244,14 +244,14 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n:
         refuse_if_locked(resolve_checkpoint(path).parent)
     cfg = with_data_shape(cfg, shape)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
-                             fast=fast,
-                             n_reference=n_reference, num_classes=classes,
+                             fast=fast, n_reference=n_reference, num_classes=classes,
                              seed=seed, inception_path=inception_path, progress=progress)
     ckpt = resolve_checkpoint(path)
     res["checkpoint"] = ckpt.name
     res["generator"] = "G_ema" if ema and cfg.train.ema_kimg > 0 else "G"
     if write:
-        key = f"{ckpt.stem}/{res['features'].replace(' (fast: bf16)', '-fast')}/n{res.get('n_generated', 0)}"
+        features_key = res["features"].replace(" (fast: bf16)", "-fast")
+        key = f"{ckpt.stem}/{features_key}/n{res.get('n_generated', 0)}"
         if n_reference is not None:
             key += f"/ref{res.get('n_reference')}"
         record_result(ckpt.parent, key if res["generator"] == "G" else f"{key}/ema", res)
