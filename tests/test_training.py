@@ -196,5 +196,5 @@ def test_linear_schedule_follows_the_time_budget(tmp_path, monkeypatch):
 
 
 def test_lr_decay_start_is_checked():
-    with pytest.raises(GanforgeError, match="lr_decay_start.*in \\[0, 1\\)"):
+    with pytest.raises(GanforgeError, match="lr_decay_start must be >= 0 and < 1.*share of the run"):
         from_preset("gaussian2d", ["train.lr_decay_start=1"])
