@@ -153,3 +153,25 @@ def test_folder_preset_asks_for_a_folder(tmp_path, capsys):
     assert "data.path must name an image folder" in err and "Traceback" not in err
     assert main(["train", "folder", "data.path=x", "train.augment=color"]) == 2
     assert "choose one" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                         reason="needs a CUDA GPU"))])
+def test_r1_with_adaptive_augmentation_at_full_strength(device):
+    """R1 steps with ADA's resampling on: the penalty is taken at the augmented images D sees,
+    so no second derivative of the resampling is needed (CUDA has none)."""
+    from ganforge.training import GAN
+
+    cfg = from_preset("folder", ["data.path=unused", "data.resolution=16", "model.g_width=2",
+                                 "model.d_width=2", "model.w_dim=16", "model.z_dim=16",
+                                 "loss.r1_every=1", "train.precision=fp32"])
+    gan = GAN(cfg, (3, 16, 16), torch.device(device))
+    gan.ada.p.fill_(1.0)
+    gan.ada.p_value = 1.0
+    torch.manual_seed(0)
+    real = torch.rand(4, 3, 16, 16, device=device) * 2 - 1
+    before = [p.detach().clone() for p in gan.D.parameters()]
+    stats = gan.train_step(real)
+    assert stats.penalty > 0 and torch.isfinite(stats.loss_D)
+    assert any(not torch.equal(a, b) for a, b in zip(before, gan.D.parameters()))

@@ -198,3 +198,29 @@ def test_linear_schedule_follows_the_time_budget(tmp_path, monkeypatch):
 def test_lr_decay_start_is_checked():
     with pytest.raises(GanforgeError, match="lr_decay_start must be >= 0 and < 1.*share of the run"):
         from_preset("gaussian2d", ["train.lr_decay_start=1"])
+
+
+def test_batched_reads_of_the_step_statistics_change_nothing(tmp_path, idx_dir, monkeypatch):
+    """On a single GPU the trainer reads the steps' statistics every 32 steps instead of every
+    step; forced on a CPU (every 5 steps, with checkpoints at steps no read falls on), the run's
+    records, checkpoints and weights are those of reading every step."""
+    import json
+
+    from ganforge.training.trainer import Trainer
+
+    over = [f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=4",
+            "train.checkpoint_steps=7", "train.seed=3"]  # 16 steps an epoch
+
+    def run(name):
+        res = train(from_preset("mnist-mlp", over), tmp_path / name, quiet=True)
+        recs = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+        keep = ("step", "images_seen", "loss_D", "loss_G", "acc_D")
+        return [{k: r[k] for k in keep} for r in recs], load_checkpoint(res.run_dir)
+
+    every_step, ckpt_1 = run("one")
+    monkeypatch.setattr(Trainer, "steps_per_read", lambda self: 5)
+    batched, ckpt_5 = run("five")
+    assert batched == every_step and len(batched) == 2
+    for k in ckpt_1["G"]:
+        assert torch.equal(ckpt_1["G"][k], ckpt_5["G"][k])
+    assert torch.equal(ckpt_1["position"]["sums"], ckpt_5["position"]["sums"])

@@ -14,6 +14,7 @@ are tiled to 3 channels; images are resized to 299x299 with TensorFlow-1 bilinea
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -99,6 +100,18 @@ def resize_tf1(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.matmul(torch.matmul(mh, x), mw.T)
 
 
+@contextlib.contextmanager
+def full_fp32():
+    """float32 arithmetic in full: CUDA convolutions and matmuls may otherwise round their inputs
+    to TF32 (10-bit mantissa) on Ampere and later GPUs, which moves FIDs off the protocol's."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 class InceptionFeatures:
     """uint8 NCHW images (1 or 3 channels, any size) -> 2048-d pool3 features (float32)."""
 
@@ -133,7 +146,8 @@ class InceptionFeatures:
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 out = self.model(x)
         else:
-            out = self.model(x)
+            with full_fp32():
+                out = self.model(x)
         return out.float().reshape(len(x), -1)
 
     @property

@@ -117,13 +117,20 @@ class GAN:
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=gen_device)
         return z.to(self.device)
 
-    def _D(self, x: torch.Tensor, y: torch.Tensor | None, reconstruct: bool = False):
-        """D on ``x`` after DiffAugment or ADA (when on), as float32 logits; with
-        ``reconstruct``, also D's self-supervised reconstruction loss on that input."""
+    def _augmented(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` after DiffAugment or ADA (when on)."""
         if self.augment or self.ada is not None:
             x = diff_augment(x, self.augment) if self.augment else self.ada(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None, reconstruct: bool = False,
+           augment: bool = True):
+        """D on ``x`` after DiffAugment or ADA (when on and ``augment``), as float32 logits; with
+        ``reconstruct``, also D's self-supervised reconstruction loss on that input."""
+        if augment:
+            x = self._augmented(x)
         if reconstruct:
             logits, recon = self.D_fwd(x, y, reconstruct=True)
             return logits.float(), recon
@@ -150,15 +157,18 @@ class GAN:
             real = real.contiguous(memory_format=torch.channels_last)
         r1_now = lc.r1_gamma > 0 and self.step % lc.r1_every == 0
         if r1_now:
-            real = real.detach().requires_grad_(True)
+            # R1 penalises D's gradient at the images D sees: the reals are augmented first and
+            # differentiated after the augmentation (the second derivative of ADA's resampling
+            # is not implemented in PyTorch; StyleGAN2-ADA needed a custom op for it).
+            real = self._augmented(real).detach().requires_grad_(True)
         with self._autocast():
             z = self.noise(real.shape[0]) if z is None else z
             fake = self.G_fwd(z) if y is None else self.G_fwd(z, y)
             # Discriminator: real vs detached fake.
             if self.recon_weight:
-                real_logits, recon = self._D(real, y, reconstruct=True)
+                real_logits, recon = self._D(real, y, reconstruct=True, augment=not r1_now)
             else:
-                real_logits = self._D(real, y)
+                real_logits = self._D(real, y, augment=not r1_now)
             fake_logits = self._D(fake.detach(), y)
             loss_D = self.d_loss_fn(real_logits, fake_logits, lc.real_label)
             if self.ada is not None:

@@ -40,6 +40,9 @@ class TrainResult:
     summary: dict[str, Any]
 
 
+READ_EVERY_GPU = 32
+
+
 class TrainingInterrupted(GanforgeError):
     """SIGINT/SIGTERM: a checkpoint was saved; the message says how to resume."""
 
@@ -71,12 +74,21 @@ class Trainer:
         self.agreed_elapsed = 0.0  # run seconds at the last step, averaged over the ranks
         self.stop_signal: str | None = None
         self.out_of_time = False  # train.max_minutes reached: the run ends after this step
+        # Steps between reads of the statistics: every step on a CPU (reading costs nothing
+        # there) and under torchrun (the ranks agree on every step); 32 on a single GPU, whose
+        # steps queue asynchronously (a read per step left it idle between launches).
+        self.read_every = self.steps_per_read()
+        self.postfix_time = 0.0  # when the progress bar's losses were last refreshed
         self.t_start = time.perf_counter()
         self.last_ckpt_time = time.perf_counter()
         self.bar = tqdm(total=cfg.train.epochs * self.steps_per_epoch, unit="step",
                         dynamic_ncols=True, desc=cfg.name,
                         disable=True if (quiet or not progress or not distributed.is_main())
                         else None)
+
+    def steps_per_read(self) -> int:
+        single_gpu = self.gan.device.type == "cuda" and not distributed.info().enabled
+        return READ_EVERY_GPU if single_gpu else 1
 
     # -------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
@@ -176,6 +188,7 @@ class Trainer:
             perm = torch.randperm(n, generator=pos.order_gen).to(gan.device)
             t0 = time.perf_counter()
             seen_at_start = pos.seen
+            pending: list[tuple[torch.Tensor, int]] = []  # steps whose statistics are unread
             for i in range(pos.step_in_epoch, self.steps_per_epoch):
                 idx = perm[i * bs:(i + 1) * bs]
                 b = idx.numel()
@@ -186,28 +199,21 @@ class Trainer:
                 y = ds.labels_at(idx[part]) if gan.num_classes else None
                 stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b, y=y)
                 last = i + 1 == self.steps_per_epoch
-                # One small reduction per step: the global mean statistics, and the decisions
-                # every rank must take together (stop on a signal, checkpoint now, out of time).
-                mine = StepReduction.local(stats, z.shape[0], self.stop_signal is not None,
-                                           not last and self._checkpoint_due(),
-                                           self._over_budget(), self._elapsed())
-                red = StepReduction.from_tensor(distributed.all_reduce_sum(mine).cpu())
-                self.agreed_elapsed = red.elapsed / distributed.info().world_size
-                means = torch.tensor(red.means(), dtype=torch.float64)
-                if not torch.isfinite(means[:2]).all():
-                    raise _Diverged(f"non-finite loss at step {gan.step} (loss_D={means[0]:.4g}, "
-                                    f"loss_G={means[1]:.4g})")
-                pos.sums += means * b
-                pos.seen += b
-                pos.step_in_epoch = i + 1
-                for kind, message in self.health.step(gan.epoch, float(means[2])):
-                    self.alarm(kind, message)
+                # The step's contribution to one small reduction: the global mean statistics,
+                # and the decisions every rank must take together (stop on a signal, checkpoint
+                # now, out of time).
+                stop, ckpt, over = (self.stop_signal is not None,
+                                    not last and self._checkpoint_due(), self._over_budget())
+                pending.append((StepReduction.local(stats, z.shape[0], stop, ckpt, over,
+                                                    self._elapsed()), b))
                 self.bar.update(1)
-                if not self.bar.disable and (i % 20 == 0 or last):
-                    m = pos.means()
-                    rate = (pos.seen - seen_at_start) / max(time.perf_counter() - t0, 1e-9)
-                    self.bar.set_postfix(epoch=epoch, loss_D=f"{m['loss_D']:.3f}",
-                                         loss_G=f"{m['loss_G']:.3f}", img_s=f"{rate:.0f}")
+                # Reading the statistics waits for the device. On a single GPU the reads are
+                # batched so the host keeps queueing steps; a decision or the epoch's end reads
+                # at once. With several ranks every step is reduced (the decisions are agreed).
+                if (len(pending) < self.read_every and not (last or stop or ckpt or over)):
+                    continue
+                red = self._read(pending, seen_at_start, t0, i + 1)
+                pending = []
                 if red.stop > 0:
                     self.save()
                     raise _StopRequested(self.stop_signal or "a signal on another rank")
@@ -221,6 +227,34 @@ class Trainer:
             if gan.device.type == "cuda":
                 torch.cuda.synchronize(gan.device)
             self._end_epoch(epoch, time.perf_counter() - t0, pos.seen - seen_at_start)
+
+    def _read(self, pending: list[tuple[torch.Tensor, int]], seen_at_start: int, t0: float,
+              step_in_epoch: int) -> StepReduction:
+        """Reduce the pending steps' contributions over the ranks and read them (one host sync):
+        the epoch's running sums, the divergence check and D's accuracy window step by step;
+        returns the last step's reduction (the decisions)."""
+        gan, pos = self.gan, self.pos
+        rows = distributed.all_reduce_sum(torch.stack([t for t, _ in pending])).cpu()
+        first_step = gan.step - len(pending) + 1
+        for k, (row, (_, b)) in enumerate(zip(rows, pending)):
+            red = StepReduction.from_tensor(row)
+            means = torch.tensor(red.means(), dtype=torch.float64)
+            if not torch.isfinite(means[:2]).all():
+                raise _Diverged(f"non-finite loss at step {first_step + k} "
+                                f"(loss_D={means[0]:.4g}, loss_G={means[1]:.4g})")
+            pos.sums += means * b
+            pos.seen += b
+            for kind, message in self.health.step(gan.epoch, float(means[2])):
+                self.alarm(kind, message)
+        self.agreed_elapsed = red.elapsed / distributed.info().world_size
+        pos.step_in_epoch = step_in_epoch
+        if not self.bar.disable and time.perf_counter() - self.postfix_time > 0.5:
+            self.postfix_time = time.perf_counter()
+            m = pos.means()
+            rate = (pos.seen - seen_at_start) / max(time.perf_counter() - t0, 1e-9)
+            self.bar.set_postfix(epoch=gan.epoch + 1, loss_D=f"{m['loss_D']:.3f}",
+                                 loss_G=f"{m['loss_G']:.3f}", img_s=f"{rate:.0f}")
+        return red
 
     def _end_epoch(self, epoch: int, seconds: float, examples: int) -> None:
         cfg, gan, pos = self.cfg, self.gan, self.pos
