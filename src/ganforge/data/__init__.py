@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import DataConfig
+from ..config import Config, DataConfig
 from ..errors import DataError
 from .idx import IDX_DATASETS, load_idx_dataset
 from .images import infer_resolution
@@ -159,3 +159,18 @@ def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMe
         return InMemoryDataset(torch.from_numpy(prep.images), torch.from_numpy(prep.labels),
                                list(prep.meta["classes"]), path)
     raise DataError(f"unknown dataset '{cfg.name}'")
+
+
+def resolve_classes(cfg: Config, dataset: InMemoryDataset) -> int:
+    """The classes a conditional model is built for, from the data (0 when unconditional)."""
+    if not cfg.model.conditional:
+        return 0
+    classes = len(dataset.class_names)
+    if dataset.labels is None or classes < 2:
+        raise DataError(
+            f"model.conditional=true needs at least 2 classes, but {cfg.data.path or cfg.data.name} "
+            f"has {classes}; image folders give classes by sub-folder (DIR/<class>/*.png)")
+    if cfg.model.num_classes and cfg.model.num_classes != classes:
+        raise DataError(f"model.num_classes={cfg.model.num_classes} but the data has "
+                            f"{classes} classes; leave model.num_classes at 0 (taken from the data)")
+    return classes

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..config import Config
 from ..validation import is_validated, validate
-from ..data import InMemoryDataset, folder_path, is_image_folder, load_dataset
+from ..data import InMemoryDataset, folder_path, is_image_folder, load_dataset, resolve_classes
 from ..errors import GanforgeError, describe_state_dict_error
 from ..io import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, load_checkpoint, read_jsonl, save_checkpoint
 from ..io.lock import RunLock, refuse_if_locked
@@ -314,21 +314,6 @@ class Trainer:
         if distributed.info().enabled:
             summary["processes"] = distributed.info().world_size
         return summary
-
-
-def resolve_classes(cfg: Config, dataset: InMemoryDataset) -> int:
-    """The classes a conditional model is built for, from the data (0 when unconditional)."""
-    if not cfg.model.conditional:
-        return 0
-    classes = len(dataset.class_names)
-    if dataset.labels is None or classes < 2:
-        raise GanforgeError(
-            f"model.conditional=true needs at least 2 classes, but {cfg.data.path or cfg.data.name} "
-            f"has {classes}; image folders give classes by sub-folder (DIR/<class>/*.png)")
-    if cfg.model.num_classes and cfg.model.num_classes != classes:
-        raise GanforgeError(f"model.num_classes={cfg.model.num_classes} but the data has "
-                            f"{classes} classes; leave model.num_classes at 0 (taken from the data)")
-    return classes
 
 
 def _run(trainer: Trainer, state: dict[str, Any] | None, run_dir: Path, cfg: Config,
