@@ -31,6 +31,7 @@ import torch
 
 from ganforge.data import InMemoryDataset, resolve_shape
 from ganforge.presets import PRESETS, from_preset
+from ganforge.runtime import resolve_precision
 from ganforge.training import GAN
 
 FOLDER_SHAPE = ["data.name=pokemon", "data.resolution=64"]
@@ -179,9 +180,7 @@ def main() -> None:
     for preset in args.presets:
         cfg = _cfg(preset, [f"train.device={device}"])
         bs = cfg.train.batch_size
-        gan_precision = GAN(cfg, synthetic(cfg, device, 16).sample_shape, device,
-                            n_classes(cfg)).precision
-        row = [preset, str(bs), gan_precision,
+        row = [preset, str(bs), resolve_precision(cfg.train.precision, device),
                f"{rate(cfg, device, args.seconds, True):,.0f}",
                f"{rate(cfg, device, args.seconds, False):,.0f}"]
         for b in args.batches:

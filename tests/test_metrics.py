@@ -139,3 +139,21 @@ def test_fast_mode_features_are_close_to_fp32_and_refused_where_bf16_is_emulated
     assert ev.FeatureExtractor("inception", cfg, "cpu", None, False, fast=True).net.precision == "bf16"
     with pytest.raises(GanforgeError, match="mode of the Inception features"):
         ev.FeatureExtractor("classifier", cfg, "cpu", None, False, fast=True)
+
+
+def test_inception_fp32_turns_tf32_off_and_restores_it():
+    """The protocol's features are full fp32: TF32 (on by default for cuDNN convolutions) is off
+    while Inception runs and the user's setting is back afterwards."""
+    import torch
+
+    from ganforge.metrics.features import full_fp32
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with full_fp32():
+            assert not torch.backends.cudnn.allow_tf32
+            assert not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -119,3 +119,22 @@ def test_auto_precision_is_resolved_and_reported_in_the_summary(tmp_path, monkey
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
     gan = _gan("train.precision=auto")
     assert gan.precision == "fp32" and gan.amp_dtype is None
+
+
+def test_gpu_throughput_benchmark_runs_on_a_cpu(monkeypatch, capsys):
+    """benchmarks/gpu_throughput.py measures an unconditional and a conditional preset (on the
+    CPU here: no graphs) and prints one table row each."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import gpu_throughput
+
+    monkeypatch.setattr(sys, "argv", ["gpu_throughput.py", "--seconds", "0.01", "--batches",
+                                      "--presets", "gaussian2d", "mnist-best", "--device", "cpu"])
+    gpu_throughput.main()
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| gaussian2d", "| mnist-best"]
+    for r in rows:
+        rates = [float(c.replace(",", "")) for c in r.strip("| ").split(" | ")[3:5]]
+        assert all(x > 0 for x in rates)

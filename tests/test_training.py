@@ -202,11 +202,21 @@ def test_lr_decay_start_is_checked():
 
 def test_batched_reads_of_the_step_statistics_change_nothing(tmp_path, idx_dir, monkeypatch):
     """On a single GPU the trainer reads the steps' statistics every 32 steps instead of every
-    step; forced on a CPU (every 5 steps, with checkpoints at steps no read falls on), the run's
-    records, checkpoints and weights are those of reading every step."""
+    step; forced on a CPU (every 5 steps, with checkpoints every 7 steps, which must read at
+    once), the run's records, checkpoints and weights are those of reading every step."""
     import json
 
     from ganforge.training.trainer import Trainer
+
+    saves = []
+    plain_save = Trainer.save
+
+    def save(self):  # what each checkpoint holds of the epoch's position
+        saves.append((self.gan.step, self.pos.step_in_epoch, self.pos.seen,
+                      self.pos.sums.tolist()))
+        plain_save(self)
+
+    monkeypatch.setattr(Trainer, "save", save)
 
     over = [f"data.path={idx_dir.parent}", "train.epochs=2", "train.batch_size=4",
             "train.checkpoint_steps=7", "train.seed=3"]  # 16 steps an epoch
@@ -218,9 +228,11 @@ def test_batched_reads_of_the_step_statistics_change_nothing(tmp_path, idx_dir, 
         return [{k: r[k] for k in keep} for r in recs], load_checkpoint(res.run_dir)
 
     every_step, ckpt_1 = run("one")
+    saves_1, saves[:] = list(saves), []
     monkeypatch.setattr(Trainer, "steps_per_read", lambda self: 5)
     batched, ckpt_5 = run("five")
     assert batched == every_step and len(batched) == 2
+    assert saves == saves_1 and (7, 7, 28) in [s[:3] for s in saves]  # mid-epoch, up to date
     for k in ckpt_1["G"]:
         assert torch.equal(ckpt_1["G"][k], ckpt_5["G"][k])
     assert torch.equal(ckpt_1["position"]["sums"], ckpt_5["position"]["sums"])

@@ -172,5 +172,5 @@ def resolve_classes(cfg: Config, dataset: InMemoryDataset) -> int:
             f"has {classes}; image folders give classes by sub-folder (DIR/<class>/*.png)")
     if cfg.model.num_classes and cfg.model.num_classes != classes:
         raise DataError(f"model.num_classes={cfg.model.num_classes} but the data has "
-                            f"{classes} classes; leave model.num_classes at 0 (taken from the data)")
+                        f"{classes} classes; leave model.num_classes at 0 (taken from the data)")
     return classes

@@ -74,9 +74,6 @@ class Trainer:
         self.agreed_elapsed = 0.0  # run seconds at the last step, averaged over the ranks
         self.stop_signal: str | None = None
         self.out_of_time = False  # train.max_minutes reached: the run ends after this step
-        # Steps between reads of the statistics: every step on a CPU (reading costs nothing
-        # there) and under torchrun (the ranks agree on every step); 32 on a single GPU, whose
-        # steps queue asynchronously (a read per step left it idle between launches).
         self.read_every = self.steps_per_read()
         self.postfix_time = 0.0  # when the progress bar's losses were last refreshed
         self.t_start = time.perf_counter()
@@ -87,6 +84,9 @@ class Trainer:
                         else None)
 
     def steps_per_read(self) -> int:
+        """Steps between reads of the step statistics: every step on a CPU (reading costs
+        nothing there) and under torchrun (the ranks agree on every step); 32 on a single GPU,
+        whose steps queue asynchronously while the host does not wait for them."""
         single_gpu = self.gan.device.type == "cuda" and not distributed.info().enabled
         return READ_EVERY_GPU if single_gpu else 1
 
@@ -207,10 +207,9 @@ class Trainer:
                 pending.append((StepReduction.local(stats, z.shape[0], stop, ckpt, over,
                                                     self._elapsed()), b))
                 self.bar.update(1)
-                # Reading the statistics waits for the device. On a single GPU the reads are
-                # batched so the host keeps queueing steps; a decision or the epoch's end reads
-                # at once. With several ranks every step is reduced (the decisions are agreed).
-                if (len(pending) < self.read_every and not (last or stop or ckpt or over)):
+                # A read waits for the device (see steps_per_read); a decision or the epoch's
+                # end reads at once.
+                if len(pending) < self.read_every and not (last or stop or ckpt or over):
                     continue
                 red = self._read(pending, seen_at_start, t0, i + 1)
                 pending = []
