@@ -111,7 +111,7 @@ def _over(root, *extra):
 
 
 def test_p_rises_when_d_memorises_a_tiny_folder(tmp_path, tiny_folder):
-    res = train(from_preset("folder", _over(tiny_folder, "train.epochs=40")), tmp_path / "r",
+    res = train(from_preset("folder-stylegan2", _over(tiny_folder, "train.epochs=40")), tmp_path / "r",
                 quiet=True)
     recs = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     # D is sure of the 8 real images (r_t above the 0.6 target), so p climbs until the
@@ -123,10 +123,10 @@ def test_p_rises_when_d_memorises_a_tiny_folder(tmp_path, tiny_folder):
 
 def test_resume_with_ada_is_bit_identical(tmp_path, tiny_folder):
     over = _over(tiny_folder, "train.checkpoint_every=1", "train.ada_kimg=0.1")
-    full = train(from_preset("folder", over + ["train.epochs=16"]), tmp_path / "full", quiet=True)
+    full = train(from_preset("folder-stylegan2", over + ["train.epochs=16"]), tmp_path / "full", quiet=True)
     recs = [json.loads(x) for x in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any(r["augment_p"] > 0 for r in recs[6:]), "ADA was active after the resume point"
-    train(from_preset("folder", over + ["train.epochs=7"]), tmp_path / "part", quiet=True)
+    train(from_preset("folder-stylegan2", over + ["train.epochs=7"]), tmp_path / "part", quiet=True)
     assert main(["train", "--resume", str(tmp_path / "part"), "train.epochs=16", "--quiet"]) == 0
     a, b = load_checkpoint(full.run_dir), load_checkpoint(tmp_path / "part")
     assert torch.equal(a["ada"]["p"], b["ada"]["p"]) and torch.equal(a["ada"]["signs"], b["ada"]["signs"])
@@ -135,15 +135,18 @@ def test_resume_with_ada_is_bit_identical(tmp_path, tiny_folder):
             assert torch.equal(a[net][k], b[net][k]), (net, k)
 
 
-def test_folder_preset_reads_the_resolution_from_the_images(tmp_path, tiny_folder, capsys):
+@pytest.mark.parametrize("preset", ["folder", "folder-stylegan2"])
+def test_folder_preset_reads_the_resolution_from_the_images(tmp_path, tiny_folder, preset):
     over = [o for o in _over(tiny_folder, "train.epochs=1") if not o.startswith("data.resolution")]
-    assert main(["train", "folder", "--out", str(tmp_path / "r"), "--quiet", *over]) == 0
+    assert main(["train", preset, "--out", str(tmp_path / "r"), "--quiet", *over]) == 0
     # 24x20 images: shorter side 20, as a power of two 16, raised to the minimum of 32
     assert json.loads((tmp_path / "r" / "resolved.json").read_text())["sample_shape"] == [3, 32, 32]
     assert main(["sample", str(tmp_path / "r"), "--n", "4", "--truncation", "0.5",
                  "--out", str(tmp_path / "s.npy")]) == 0
     assert np.load(tmp_path / "s.npy").shape == (4, 32, 32, 3)
-    assert main(["sample", str(tmp_path / "r"), "--truncation", "2", "--out", str(tmp_path / "t.png")]) == 2
+    if preset == "folder-stylegan2":  # psi in w-space: at most 1
+        assert main(["sample", str(tmp_path / "r"), "--truncation", "2",
+                     "--out", str(tmp_path / "t.png")]) == 2
     assert math.isfinite(json.loads((tmp_path / "r" / "summary.json").read_text())["final_loss_D"])
 
 
@@ -151,7 +154,7 @@ def test_folder_preset_asks_for_a_folder(tmp_path, capsys):
     assert main(["train", "folder", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "data.path must name an image folder" in err and "Traceback" not in err
-    assert main(["train", "folder", "data.path=x", "train.augment=color"]) == 2
+    assert main(["train", "folder-stylegan2", "data.path=x", "train.augment=color"]) == 2
     assert "choose one" in capsys.readouterr().err
 
 
@@ -163,7 +166,7 @@ def test_r1_with_adaptive_augmentation_at_full_strength(device):
     so no second derivative of the resampling is needed (CUDA has none)."""
     from ganforge.training import GAN
 
-    cfg = from_preset("folder", ["data.path=unused", "data.resolution=16", "model.g_width=2",
+    cfg = from_preset("folder-stylegan2", ["data.path=unused", "data.resolution=16", "model.g_width=2",
                                  "model.d_width=2", "model.w_dim=16", "model.z_dim=16",
                                  "loss.r1_every=1", "train.precision=fp32"])
     gan = GAN(cfg, (3, 16, 16), torch.device(device))

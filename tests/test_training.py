@@ -236,3 +236,23 @@ def test_batched_reads_of_the_step_statistics_change_nothing(tmp_path, idx_dir, 
     for k in ckpt_1["G"]:
         assert torch.equal(ckpt_1["G"][k], ckpt_5["G"][k])
     assert torch.equal(ckpt_1["position"]["sums"], ckpt_5["position"]["sums"])
+
+
+def test_grids_by_time_whatever_an_epoch_is(tmp_path, monkeypatch):
+    """report.sample_minutes: a grid once that much time passed since the last one, besides the
+    first and the last epoch; report.sample_every=0 adds none by epoch count. A fake clock
+    (1 s per reading) makes the minutes countable."""
+    from ganforge.training import trainer as loop
+
+    clock = iter(range(10**7))
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
+    train(from_preset("gaussian2d", ["train.epochs=150", "data.num_points=16",
+                                     "report.sample_every=0", "report.sample_minutes=1"]),
+          tmp_path / "r", quiet=True)
+    recs = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    at = {r["epoch"]: r["elapsed_seconds"] for r in recs}
+    longest = max(at[e + 1] - at[e] for e in range(1, 150))  # fake seconds per epoch
+    grids = sorted(int(p.stem[6:]) for p in (tmp_path / "r" / "samples").glob("epoch_*.png"))
+    assert grids[0] == 1 and grids[-1] == 150 and 4 < len(grids) < 150 / 2
+    gaps = [at[b] - at[a] for a, b in zip(grids[:-2], grids[1:-1])]
+    assert all(60 - longest <= g <= 60 + longest for g in gaps), gaps

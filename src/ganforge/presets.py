@@ -121,30 +121,48 @@ def _fashion_best() -> Config:
     return cfg
 
 
-def _pokemon_best() -> Config:
-    # Small-data recipe for the sprites: DiffAugment (translation, cutout, colour) so D cannot
-    # memorise 5,080 images, hinge loss, spectral-norm D without BatchNorm, G_ema, batch 64, and
-    # half the d2l widths (32) so ~4x more images fit in the same time; Adam 6e-4 with betas
-    # (0, 0.99) as the *-best recipe (docs/results.md compares the alternatives).
+def _sn_dcgan_diffaugment(data: DataConfig, train: dict, report: ReportConfig) -> Config:
+    # The small-data recipe that measured best per CPU-minute on colour images (docs/results.md
+    # compares StyleGAN2-style, FastGAN-style and ADA with it): DiffAugment (translation,
+    # cutout, colour) so D cannot memorise a few thousand images, hinge loss, spectral-norm D
+    # without BatchNorm, G_ema, batch 64, half the d2l widths (32) so ~4x more images fit in the
+    # same time, and Adam 6e-4 with betas (0, 0.99) as the *-best recipe.
     return Config(
-        data=DataConfig(name="pokemon", resolution=64, channels=3),
+        data=data,
         model=ModelConfig(arch="dcgan", z_dim=128, g_width=32, d_width=32, leaky_slope=0.1,
                           init="dcgan", d_norm="none", spectral_norm_d=True),
         loss=LossConfig(name="hinge"),
         optim_G=OptimizerConfig(name="adam", lr=6e-4, beta1=0.0, beta2=0.99),
         optim_D=OptimizerConfig(name="adam", lr=6e-4, beta1=0.0, beta2=0.99),
-        train=TrainConfig(epochs=400, batch_size=64, ema_kimg=10, max_minutes=40,
-                          augment="translation,cutout,color", channels_last=True),
-        report=ReportConfig(sample_every=10, grid_rows=3, grid_cols=7),
+        train=TrainConfig(batch_size=64, ema_kimg=10, augment="translation,cutout,color",
+                          channels_last=True, **train),
+        report=report,
     )
 
 
+def _pokemon_best() -> Config:
+    return _sn_dcgan_diffaugment(DataConfig(name="pokemon", resolution=64, channels=3),
+                                 dict(epochs=400, max_minutes=40),
+                                 ReportConfig(sample_every=10, grid_rows=3, grid_cols=7))
+
+
 def _folder() -> Config:
-    # Any folder of images: a StyleGAN2-style pair sized for CPU budgets (width 8: 64 channels
-    # up to 16x16, 16 at 64x64), adaptive augmentation so that 1,000 or 100,000 images both work
-    # without tuning, the StyleGAN2 optimizer (Adam 2.5e-3, betas (0, 0.99)) with the
-    # non-saturating loss and lazy R1, G_ema, batch 32, the resolution read from the images, and
-    # a 60-minute wall-clock budget.
+    # Any folder of images, CPU-first: the sprites' recipe with nothing tuned to them. The
+    # resolution is read from the images; DiffAugment's fixed policy needs no tuning to the
+    # folder's size (Zhao et al. 2020 found it helps from 100 images to the 50,000 of CIFAR-10);
+    # a 60-minute budget, a checkpoint every 5 minutes and a grid every 2, whatever an epoch is.
+    return _sn_dcgan_diffaugment(DataConfig(name="folder", resolution=0, channels=3),
+                                 dict(epochs=100_000, max_minutes=60, checkpoint_minutes=5),
+                                 ReportConfig(sample_every=0, sample_minutes=2, grid_rows=4,
+                                              grid_cols=8))
+
+
+def _folder_stylegan2() -> Config:
+    # Any folder of images with the style-based architecture: a StyleGAN2-style pair sized for
+    # small budgets (width 8: 64 channels up to 16x16, 16 at 64x64), adaptive augmentation so
+    # that 1,000 or 100,000 images both work without tuning, the StyleGAN2 optimizer (Adam
+    # 2.5e-3, betas (0, 0.99)) with the non-saturating loss and lazy R1, G_ema, batch 32, the
+    # resolution read from the images, and a 60-minute wall-clock budget.
     return Config(
         data=DataConfig(name="folder", resolution=0, channels=3),
         model=ModelConfig(arch="stylegan2", z_dim=128, g_width=8, d_width=8, w_dim=256,
@@ -155,7 +173,7 @@ def _folder() -> Config:
         train=TrainConfig(epochs=100_000, batch_size=32, ema_kimg=10, ema_rampup=0.05,
                           max_minutes=60, ada=True, ada_target=0.6, ada_kimg=100,
                           checkpoint_minutes=5),
-        report=ReportConfig(sample_every=5, grid_rows=4, grid_cols=8),
+        report=ReportConfig(sample_every=0, sample_minutes=2, grid_rows=4, grid_cols=8),
     )
 
 
@@ -191,8 +209,11 @@ PRESETS: dict[str, Preset] = {
                _fashion_best),
         Preset("pokemon-best", "SN-DCGAN, hinge, DiffAugment, G_ema on the sprites (40 min)",
                f"{_MODERN}, DiffAugment (Zhao et al. 2020)", _pokemon_best),
-        Preset("folder", "any folder of images (data.path=DIR): StyleGAN2-style, ADA, 60 min",
-               "Karras et al. 2020 (StyleGAN2; ADA: Training GANs with Limited Data)", _folder),
+        Preset("folder", "any folder of images (data.path=DIR): SN-DCGAN, DiffAugment, 60 min",
+               f"{_MODERN}, DiffAugment (Zhao et al. 2020)", _folder),
+        Preset("folder-stylegan2", "any folder (data.path=DIR): StyleGAN2-style, ADA, 60 min",
+               "Karras et al. 2020 (StyleGAN2; ADA: Training GANs with Limited Data)",
+               _folder_stylegan2),
     ]
 }
 

@@ -37,6 +37,7 @@ class RunLogger:
                         if classes else None)
         self.main = distributed.is_main()  # only the main process writes files and prints
         self.curve_drawn = 0.0
+        self.grid_time = time.perf_counter()  # when the last sample grid was written
         self.tb = TensorBoardLogger(run_dir, cfg.report.tensorboard if self.main else "off")
         self.metrics = JsonlWriter(run_dir / "metrics.jsonl")
         self.alarm_log = JsonlWriter(run_dir / "alarms.jsonl")
@@ -93,9 +94,18 @@ class RunLogger:
             )
         return diversity
 
+    def grid_due(self, epoch: int, final: bool) -> bool:
+        """A grid after the first and the last epoch, every ``report.sample_every`` epochs, and
+        once ``report.sample_minutes`` passed since the last one (a grid a few minutes apart
+        whether an epoch is 100 images or 100,000)."""
+        r = self.cfg.report
+        late = r.sample_minutes > 0 and time.perf_counter() - self.grid_time >= 60 * r.sample_minutes
+        return epoch == 1 or final or late or bool(r.sample_every and epoch % r.sample_every == 0)
+
     def samples(self, epoch: int, out: torch.Tensor) -> Path:
         """Write the grid (or scatter) of ``out``, the generator's fixed-noise samples."""
         name = run_path(self.run_dir, "samples", f"epoch_{epoch:04d}.png")
+        self.grid_time = time.perf_counter()
         if self.dataset.is_image:
             save_grid(to_uint8(out), name, self.cfg.report.grid_rows, self.cfg.report.grid_cols)
             latest = "samples_latest.png"

@@ -276,8 +276,7 @@ class Trainer:
         ev = cfg.eval.every
         if ev and (epoch % ev == 0 or final):
             self.evaluator(record, self.state)
-        save = epoch == 1 or epoch % cfg.report.sample_every == 0 or final
-        diversity = self.logger.epoch_end(record, save, final)
+        diversity = self.logger.epoch_end(record, self.logger.grid_due(epoch, final), final)
         for kind, message in self.health.epoch_end(epoch, m["loss_G"], diversity):
             self.alarm(kind, message, epoch)
         ce = cfg.train.checkpoint_every
