@@ -6,7 +6,7 @@ batch size and larger ones, and what launch overhead costs.
 
 Each preset's own configuration (its precision: bf16 on GPUs that compute it) trains on
 synthetic data of the preset's shape resident on the device (throughput does not depend on the
-pixels; the `folder` preset is measured at 64x64). Columns:
+pixels; the `folder` presets are measured at 64x64). Columns:
 
 * ``sync/step``: a host synchronisation after every step, as a training loop that reads each
   step's losses does;
@@ -154,7 +154,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+",
                    default=["gaussian2d", "mnist-mlp", "fashion-dcgan", "pokemon-dcgan",
-                            "mnist-best", "fashion-best", "pokemon-best", "folder"])
+                            "mnist-best", "fashion-best", "pokemon-best", "folder",
+                            "folder-stylegan2"])
     p.add_argument("--batches", nargs="*", type=int, default=[256, 1024])
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
     p.add_argument("--compile", nargs="*", default=[], metavar="PRESET",

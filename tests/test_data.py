@@ -229,6 +229,26 @@ def test_image_folder_grayscale_and_resize(tmp_path):
     assert images.shape == (5, 1, 4, 4)
 
 
+def test_shape_read_from_the_images(tmp_path):
+    """resolution 0 and channels 0: the median shorter side as a power of two, and one channel
+    only when every image is grayscale (16-bit and grey+alpha included)."""
+    from ganforge.data import resolve_shape
+
+    gray, mixed = tmp_path / "gray", tmp_path / "mixed"
+    gray.mkdir(), mixed.mkdir()
+    Image.new("L", (150, 90), 10).save(gray / "a.png")
+    Image.new("LA", (100, 200), (10, 255)).save(gray / "b.png")
+    Image.new("I;16", (100, 100)).save(gray / "c.png")
+    for i, mode in enumerate(["L", "L", "RGB"]):
+        Image.new(mode, (40, 40)).save(mixed / f"{i}.png")
+    shape = resolve_shape(DataConfig(name="folder", path=str(gray), resolution=0, channels=0))
+    assert (shape.resolution, shape.channels) == (64, 1)  # median side 100 -> 64
+    shape = resolve_shape(DataConfig(name="folder", path=str(mixed), resolution=0, channels=0))
+    assert (shape.resolution, shape.channels) == (32, 3)
+    shape = resolve_shape(DataConfig(name="folder", path=str(gray), resolution=16, channels=3))
+    assert (shape.resolution, shape.channels) == (16, 3)  # given, not read
+
+
 def test_flat_folder_and_limit(tmp_path):
     for i in range(3):
         Image.new("L", (5, 5), i * 100).save(tmp_path / f"{i}.png")

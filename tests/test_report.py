@@ -141,8 +141,11 @@ def test_sample_interpolate_walk_truncation(image_run, tmp_path, capsys):
 
 def test_ablate_gaussian(tmp_path, capsys):
     rc = main(["ablate", "gaussian2d", "--vary", "model.init=d2l,torch", "--seeds", "2",
-               "--out", str(tmp_path / "abl"), "train.epochs=1", "--quiet"])
+               "--out", str(tmp_path / "abl"), "train.epochs=3", "--quiet"])
     assert rc == 0
+    # the preset draws every epoch; an ablation run only after the first and the last
+    grids = sorted(p.name for p in (tmp_path / "abl" / "model.init=torch" / "seed1" / "samples").iterdir())
+    assert grids == ["epoch_0001.png", "epoch_0003.png"]
     summary = json.loads((tmp_path / "abl" / "ablation.json").read_text())
     assert set(summary["results"]) == {"model.init=d2l", "model.init=torch"}
     assert all(len(v) == 2 for v in summary["results"].values())
@@ -156,7 +159,7 @@ def test_ablate_gaussian(tmp_path, capsys):
 def test_ablate_with_workers_equals_the_sequential_ablation(tmp_path):
     args = ["ablate", "gaussian2d", "--vary", "model.init=d2l,torch", "--seeds", "2",
             "train.epochs=1", "train.threads=1", "--quiet"]
-    assert main(args + ["--out", str(tmp_path / "seq")]) == 0
+    assert main(args + ["--out", str(tmp_path / "seq"), "--workers", "1"]) == 0
     assert main(args + ["--out", str(tmp_path / "par"), "--workers", "2"]) == 0
     seq = json.loads((tmp_path / "seq" / "ablation.json").read_text())["results"]
     par = json.loads((tmp_path / "par" / "ablation.json").read_text())["results"]
@@ -166,6 +169,14 @@ def test_ablate_with_workers_equals_the_sequential_ablation(tmp_path):
         assert [r["w2"] for r in par[label]] == pytest.approx([r["w2"] for r in seq[label]],
                                                               rel=1e-6)
     assert (tmp_path / "par" / "model.init=torch" / "seed1" / "checkpoint.pt").is_file()
+
+
+def test_ablate_without_vary_studies_the_seeds(tmp_path, capsys):
+    assert main(["ablate", "gaussian2d", "--seeds", "2", "--workers", "1", "train.epochs=1",
+                 "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    runs = json.loads((tmp_path / "s" / "ablation.json").read_text())["results"]["gaussian2d"]
+    assert [r["seed"] for r in runs] == [0, 1] and runs[0]["w2"] != runs[1]["w2"]
+    assert "| gaussian2d |" in capsys.readouterr().out
 
 
 def test_ablate_rejects_a_bad_key_before_training(tmp_path, capsys):

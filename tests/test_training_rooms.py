@@ -63,6 +63,17 @@ def test_health_epoch_end_g_loss_and_collapse():
     assert [k for k, _ in mon.epoch_end(5, 1.0, 0.1)] == ["mode_collapse"]
 
 
+def test_health_waits_for_warmup_kimg_too():
+    """A small folder's epochs are short: health.warmup_kimg holds the alarms until that many
+    images were seen, whatever the epoch."""
+    mon = HealthMonitor(HealthConfig(collapse_ratio=0.2, warmup_epochs=1, warmup_kimg=10,
+                                     window=1, d_acc_limit=0.9), True)
+    assert mon.epoch_end(5, 1.0, 0.01, images_seen=9_999) == []
+    assert mon.step(5, 1.0, images_seen=9_999) == []
+    assert [k for k, _ in mon.epoch_end(6, 1.0, 0.01, images_seen=10_000)] == ["mode_collapse"]
+    assert [k for k, _ in mon.step(6, 1.0, images_seen=10_000)] == ["d_overpowering"]
+
+
 def test_mean_pairwise_distance_by_hand():
     x = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
     assert mean_pairwise_distance(x) == pytest.approx(5.0)

@@ -2,33 +2,45 @@
 
 Answers questions like d2l's exercise "what happens if we use ReLU instead of leaky ReLU in D?":
 every combination of the ``--vary`` values is trained for each seed, evaluated the same way, and
-summarised as mean ± std with a side-by-side report. ``workers`` > 1 trains that many runs at
-once in separate processes, the CPU threads split between them (results equal a sequential
-ablation's run for run: each run's seed fixes it, not the order).
+summarised as mean ± std with a side-by-side report. ``workers`` runs train at once in separate
+processes, the CPU threads split between them; by default as many as the CPU has cores (one on a
+GPU). Results equal a sequential ablation's run for run: each run's seed fixes it, not the
+order. Ablation runs draw their sample grids after the first and the last epoch only (unless
+``report.sample_every`` is given): for a small model, pictures every epoch cost more than the
+training.
 """
 
 from __future__ import annotations
 
 import html
 import itertools
-import json
 import multiprocessing
+import os
 import re
 import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from .config import Config, ConfigError
 from .data.idx import IDX_DATASETS
 from .errors import GanforgeError, require_range
+from .io import write_json
 from .evaluate import evaluate
 from .presets import from_preset
 from .report.html import write_report
+from .runtime import resolve_device
 from .training import train
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def parse_vary(vary: list[str]) -> list[tuple[str, list[str]]]:
@@ -86,22 +98,29 @@ def _run_parallel(jobs: list[tuple[str, Config, Path]], n: int, features: str, w
 
 def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
            overrides: list[str] | None = None, n: int = 2000, features: str | None = None,
-           quiet: bool = False, workers: int = 1) -> dict[str, Any]:
-
-    overrides = overrides or []
+           quiet: bool = False, workers: int = 0) -> dict[str, Any]:
+    """Train and evaluate every variant for each seed; ``workers`` = 0 picks one process per
+    core (one on a GPU)."""
+    overrides = list(overrides or [])
     require_range("--seeds", seeds, 1, 1000)
-    require_range("--workers", workers, 1, 256, "parallel training processes")
+    require_range("--workers", workers, 0, 256, "parallel training processes; 0 = one per core")
     require_range("--n", n, 2, 10 ** 7, "samples per evaluation")
-    if workers > 1 and not any(o.startswith("train.threads=") for o in overrides):
-        # Split the cores between the runs unless the user chose a thread count.
-        overrides = overrides + [f"train.threads={max(1, torch.get_num_threads() // workers)}"]
+    if not any(o.startswith("report.sample_every=") for o in overrides):
+        overrides += ["report.sample_every=0", "report.sample_minutes=0"]  # first and last epoch
     axes = parse_vary(vary)
     variants = [list(zip([k for k, _ in axes], combo))
                 for combo in itertools.product(*[v for _, v in axes])]
+    if workers == 0:
+        on_gpu = resolve_device(from_preset(preset, overrides).train.device).type == "cuda"
+        workers = 1 if on_gpu else _cores()
+    workers = min(workers, len(variants) * seeds)
+    if workers > 1 and not any(o.startswith("train.threads=") for o in overrides):
+        # Split the cores between the runs unless the user chose a thread count.
+        overrides += [f"train.threads={max(1, _cores() // workers)}"]
     # Build every config first: a typo fails before hours of training.
     plan = []
     for variant in variants:
-        label = ", ".join(f"{k}={v}" for k, v in variant)
+        label = ", ".join(f"{k}={v}" for k, v in variant) or preset
         for seed in range(seeds):
             cfg = from_preset(preset, overrides + [f"{k}={v}" for k, v in variant]
                               + [f"train.seed={seed}"])
@@ -114,7 +133,7 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
         features = "classifier" if cfg0.data.name in IDX_DATASETS else "inception"
     jobs = [(label, cfg, root / _slug(label) / f"seed{seed}") for label, seed, cfg in plan]
     if workers > 1:
-        done = _run_parallel(jobs, n, features, min(workers, len(jobs)), quiet)
+        done = _run_parallel(jobs, n, features, workers, quiet)
     else:
         done = {}
         for i, (label, cfg, run_dir) in enumerate(jobs, 1):
@@ -140,7 +159,7 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
     summary = {"preset": preset, "vary": vary, "seeds": seeds, "overrides": overrides,
                "workers": workers,
                "metric": metric, "features": features, "n": n, "results": results}
-    (root / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(root / "ablation.json", summary)
     intro = ("<h2>Ablation</h2><table><tr><th>variant</th><th>" + html.escape(name)
              + " mean ± std</th><th>per seed</th><th>alarms</th></tr>"
              + "".join(f"<tr><td>{html.escape(lab)}</td><td>{m:.3f} ± {s:.3f}</td>"

@@ -320,17 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("preset")
     sp.add_argument("overrides", nargs="*", metavar="key=value",
                     help="applied to every variant (e.g. the budget: train.epochs=2)")
-    sp.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2",
-                    help="e.g. model.d_activation=relu,leaky_relu (repeatable)")
+    sp.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                    help="e.g. model.d_activation=relu,leaky_relu (repeatable; none: the preset "
+                         "as given, over the seeds)")
     sp.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     sp.add_argument("--out", help="folder for the runs and the report (default runs/ablate-<preset>)")
     sp.add_argument("--n", type=int, default=2000, help="samples per evaluation (default 2000)")
     sp.add_argument("--features", choices=["classifier", "inception"],
                     help="default: classifier for MNIST-like data, inception otherwise")
-    sp.add_argument("--workers", type=int, default=1,
+    sp.add_argument("--workers", type=int, default=0,
                     help="runs trained at once in separate processes, the CPU threads split "
-                         "between them (default 1; a small model on a many-core CPU or a GPU "
-                         "finishes sooner with several)")
+                         "between them (default 0: one per core on a CPU, one on a GPU)")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_ablate)
 

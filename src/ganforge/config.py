@@ -40,8 +40,8 @@ class DataConfig:
     resolution: int = _key(0, "image side in pixels; 0 = the dataset's own: 28 for IDX, for "
                            "folders the images' median shorter side as a power of two in "
                            "[32, 256]")
-    channels: int = _key(0, "1 (grayscale) or 3 (RGB); 0 = the dataset's own (1 for IDX, 3 for "
-                         "folders)")
+    channels: int = _key(0, "1 (grayscale) or 3 (RGB); 0 = the dataset's own (1 for IDX; for "
+                         "folders 1 when the images are all grayscale, else 3)")
     num_points: int = _key(1000, "gaussian2d: how many points are drawn (the seed draws 1,000)")
     download: bool = _key(True, "named datasets: download (checksums verified) when missing and "
                           "online")
@@ -184,6 +184,8 @@ class EvalConfig:
 @dataclass
 class HealthConfig:
     warmup_epochs: int = _key(1, "no alarms during the first epochs (every GAN starts unbalanced)")
+    warmup_kimg: float = _key(0.0, "nor before this many thousand images were seen (an epoch of a "
+                              "small folder is too short a warm-up)")
     max_retries: int = _key(3, "rollbacks after a non-finite loss or weight before stopping")
     lr_decay: float = _key(0.5, "learning rates are multiplied by this at each rollback, in (0, 1]")
     d_acc_limit: float = _key(0.99, "alarm: D's accuracy over health.window steps stays above this")

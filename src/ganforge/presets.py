@@ -10,8 +10,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Callable
 
-from .config import (Config, ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig,
-                     OptimizerConfig, ReportConfig, TrainConfig, apply_overrides)
+from .config import (Config, ConfigError, DataConfig, EvalConfig, HealthConfig, LossConfig,
+                     ModelConfig, OptimizerConfig, ReportConfig, TrainConfig, apply_overrides)
 from .validation import validate
 
 D2L = "Zhang, Lipton, Li & Smola, Dive into Deep Learning (d2l.ai)"
@@ -121,7 +121,8 @@ def _fashion_best() -> Config:
     return cfg
 
 
-def _sn_dcgan_diffaugment(data: DataConfig, train: dict, report: ReportConfig) -> Config:
+def _sn_dcgan_diffaugment(data: DataConfig, train: dict, report: ReportConfig,
+                          health: HealthConfig | None = None) -> Config:
     # The small-data recipe that measured best per CPU-minute on colour images (docs/results.md
     # compares StyleGAN2-style, FastGAN-style and ADA with it): DiffAugment (translation,
     # cutout, colour) so D cannot memorise a few thousand images, hinge loss, spectral-norm D
@@ -137,6 +138,7 @@ def _sn_dcgan_diffaugment(data: DataConfig, train: dict, report: ReportConfig) -
         train=TrainConfig(batch_size=64, ema_kimg=10, augment="translation,cutout,color",
                           channels_last=True, **train),
         report=report,
+        health=health or HealthConfig(),
     )
 
 
@@ -148,13 +150,15 @@ def _pokemon_best() -> Config:
 
 def _folder() -> Config:
     # Any folder of images, CPU-first: the sprites' recipe with nothing tuned to them. The
-    # resolution is read from the images; DiffAugment's fixed policy needs no tuning to the
-    # folder's size (Zhao et al. 2020 found it helps from 100 images to the 50,000 of CIFAR-10);
-    # a 60-minute budget, a checkpoint every 5 minutes and a grid every 2, whatever an epoch is.
-    return _sn_dcgan_diffaugment(DataConfig(name="folder", resolution=0, channels=3),
+    # resolution and channels are read from the images; DiffAugment's fixed policy needs no
+    # tuning to the folder's size (Zhao et al. 2020 found it helps from 100 images to the
+    # 50,000 of CIFAR-10); a 60-minute budget, a checkpoint every 5 minutes and a grid every 2,
+    # whatever an epoch is; no alarms in the first 10,000 images (a small folder's first epochs).
+    return _sn_dcgan_diffaugment(DataConfig(name="folder", resolution=0, channels=0),
                                  dict(epochs=100_000, max_minutes=60, checkpoint_minutes=5),
                                  ReportConfig(sample_every=0, sample_minutes=2, grid_rows=4,
-                                              grid_cols=8))
+                                              grid_cols=8),
+                                 HealthConfig(warmup_kimg=10))
 
 
 def _folder_stylegan2() -> Config:
@@ -164,7 +168,7 @@ def _folder_stylegan2() -> Config:
     # 2.5e-3, betas (0, 0.99)) with the non-saturating loss and lazy R1, G_ema, batch 32, the
     # resolution read from the images, and a 60-minute wall-clock budget.
     return Config(
-        data=DataConfig(name="folder", resolution=0, channels=3),
+        data=DataConfig(name="folder", resolution=0, channels=0),
         model=ModelConfig(arch="stylegan2", z_dim=128, g_width=8, d_width=8, w_dim=256,
                           mapping_layers=4, style_mixing=0.9),
         loss=LossConfig(name="nonsaturating", r1_gamma=0.1, r1_every=16),
@@ -174,6 +178,7 @@ def _folder_stylegan2() -> Config:
                           max_minutes=60, ada=True, ada_target=0.6, ada_kimg=100,
                           checkpoint_minutes=5),
         report=ReportConfig(sample_every=0, sample_minutes=2, grid_rows=4, grid_cols=8),
+        health=HealthConfig(warmup_kimg=10),
     )
 
 

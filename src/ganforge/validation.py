@@ -38,7 +38,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "train.seed": (0, 2 ** 63 - 1, "closed"), "train.max_minutes": (0, 1e7, "closed"),
     "train.ema_kimg": (0, 1e9, "closed"), "train.ema_rampup": (0, 1e3, "closed"),
     "eval.every": (0, _BIG, "closed"), "health.max_retries": (0, 1000, "closed"),
-    "health.warmup_epochs": (0, _BIG, "closed"),
+    "health.warmup_epochs": (0, _BIG, "closed"), "health.warmup_kimg": (0, 1e9, "closed"),
     "loss.gp_weight": (0, 1e6, "closed"), "loss.r1_gamma": (0, 1e6, "closed"),
     "loss.r1_every": (0, _BIG, "open"), "eval.n": (0, 10 ** 7, "closed"),
     "health.window": (0, 10 ** 7, "open"), "health.lr_decay": (0, 1, "open"),

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..config import Config, DataConfig
 from ..errors import DataError
 from .idx import IDX_DATASETS, load_idx_dataset
-from .images import infer_resolution
+from .images import infer_shape
 from .prepared import prepare_folder
 from .named_folders import FOLDER_DATASETS, locate_folder
 
@@ -109,15 +109,16 @@ def _fit_idx(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor
 
 def resolve_shape(cfg: DataConfig) -> DataConfig:
     """A copy of ``cfg`` with the dataset's own resolution/channels where it says 0: 28x28
-    grayscale for IDX data; for image folders RGB at a resolution read from the images
-    (:func:`~ganforge.data.images.infer_resolution`: their median shorter side as a power of two
-    in [32, 256])."""
+    grayscale for IDX data; for image folders what :func:`~ganforge.data.images.infer_shape`
+    reads from the images (their median shorter side as a power of two in [32, 256];
+    grayscale when they all are, else RGB)."""
     if cfg.name in IDX_DATASETS:
         return dataclasses.replace(cfg, resolution=cfg.resolution or 28,
                                    channels=cfg.channels or 1)
-    if is_image_folder(cfg):
-        return dataclasses.replace(cfg, channels=cfg.channels or 3,
-                                   resolution=cfg.resolution or infer_resolution(folder_path(cfg)))
+    if is_image_folder(cfg) and not (cfg.resolution and cfg.channels):
+        resolution, channels = infer_shape(folder_path(cfg))
+        return dataclasses.replace(cfg, resolution=cfg.resolution or resolution,
+                                   channels=cfg.channels or channels)
     return cfg
 
 

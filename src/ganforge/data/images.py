@@ -208,24 +208,28 @@ def decode_image(path: str | os.PathLike | ZipMember, resolution: int, channels:
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
-def infer_resolution(root: str | os.PathLike, sample: int = 64, lo: int = 32,
-                     hi: int = 256) -> int:
-    """A training resolution read from the data: the median shorter side of up to ``sample``
-    images spread over the folder (headers only), rounded down to a power of two and kept within
-    [``lo``, ``hi``]."""
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def infer_shape(root: str | os.PathLike, sample: int = 64, lo: int = 32,
+                hi: int = 256) -> tuple[int, int]:
+    """``(resolution, channels)`` read from the data, from the headers of up to ``sample``
+    images spread over the folder: the median shorter side rounded down to a power of two and
+    kept within [``lo``, ``hi``]; 1 channel when every one of them is grayscale, else 3."""
     files, _, _ = scan_folder(root)
     step = max(1, len(files) // sample)
-    sides = []
+    sides, gray = [], True
     for f in files[::step][:sample]:
         try:
             with Image.open(f.open() if isinstance(f, ZipMember) else f) as img:
                 sides.append(min(img.size))
+                gray = gray and img.mode in GRAY_MODES
         except (OSError, ValueError, SyntaxError):
             continue
     if not sides:
-        return lo
+        return lo, 3
     side = int(np.median(sides))
-    return int(min(max(2 ** (max(side, 1).bit_length() - 1), lo), hi))
+    return int(min(max(2 ** (max(side, 1).bit_length() - 1), lo), hi)), 1 if gray else 3
 
 
 def decode_into(files: list, out: np.ndarray, resolution: int, channels: int,

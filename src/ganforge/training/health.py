@@ -33,10 +33,13 @@ class HealthMonitor:
         self.d_alarm_on = False
         self.collapse_alarm_on = False
 
-    def step(self, epoch: int, acc_D: float) -> list[Alarm]:
+    def _warm(self, images_seen: int) -> bool:
+        return images_seen >= 1000 * self.cfg.warmup_kimg
+
+    def step(self, epoch: int, acc_D: float, images_seen: int = 0) -> list[Alarm]:
         """After each step of (0-based) ``epoch``: D's accuracy over the last window."""
         h = self.cfg
-        if epoch < h.warmup_epochs or not self.has_accuracy:
+        if epoch < h.warmup_epochs or not self._warm(images_seen) or not self.has_accuracy:
             return []  # the window only holds steps after the warm-up
         self.acc_window.append(acc_D)
         if len(self.acc_window) < h.window:
@@ -52,11 +55,14 @@ class HealthMonitor:
             self.d_alarm_on = False
         return []
 
-    def epoch_end(self, epoch: int, loss_G: float, diversity: float | None) -> list[Alarm]:
+    def epoch_end(self, epoch: int, loss_G: float, diversity: float | None,
+                  images_seen: int = 0) -> list[Alarm]:
         """After (1-based) ``epoch``: its mean G loss and the fixed-noise samples' diversity
         relative to real data."""
         h = self.cfg
         alarms: list[Alarm] = []
+        if not self._warm(images_seen):
+            return alarms
         if loss_G > h.g_loss_limit and epoch > h.warmup_epochs:
             alarms.append(("g_loss_divergence",
                            f"epoch {epoch} mean G loss {loss_G:.2f} exceeds "

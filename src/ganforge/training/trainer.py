@@ -243,7 +243,7 @@ class Trainer:
                                 f"(loss_D={means[0]:.4g}, loss_G={means[1]:.4g})")
             pos.sums += means * b
             pos.seen += b
-            for kind, message in self.health.step(gan.epoch, float(means[2])):
+            for kind, message in self.health.step(gan.epoch, float(means[2]), gan.images_seen):
                 self.alarm(kind, message)
         self.agreed_elapsed = red.elapsed / distributed.info().world_size
         pos.step_in_epoch = step_in_epoch
@@ -277,7 +277,8 @@ class Trainer:
         if ev and (epoch % ev == 0 or final):
             self.evaluator(record, self.state)
         diversity = self.logger.epoch_end(record, self.logger.grid_due(epoch, final), final)
-        for kind, message in self.health.epoch_end(epoch, m["loss_G"], diversity):
+        for kind, message in self.health.epoch_end(epoch, m["loss_G"], diversity,
+                                                      gan.images_seen):
             self.alarm(kind, message, epoch)
         ce = cfg.train.checkpoint_every
         due = (ce and epoch % ce == 0) or final
