@@ -4,11 +4,11 @@ defaults, side by side in one process.
     python benchmarks/ablate_speed.py [--presets gaussian2d mnist-mlp] [--seeds 5]
                                       [--budget mnist-mlp=train.epochs=5 ...]
 
-"one after another" is what the runs cost before ablations learnt to share the machine: one run
-at a time with every core, drawing the preset's sample grids as often as a lone run does.
-"defaults" is `ganforge ablate PRESET --seeds N`: one process per core with the threads split,
-grids after the first and the last epoch only. Both train and evaluate every seed; the table
-gives the wall time of each, their ratio and whether the per-seed results are equal.
+"one after another" is one run at a time with every core, drawing the preset's sample grids as
+often as a lone `ganforge train` does. "defaults" is `ganforge ablate PRESET --seeds N`: one
+process per core with the threads split, the grid after the last epoch only. Both train and
+evaluate every seed; the table gives the wall time of each, their ratio and whether the per-seed
+results are equal.
 """
 
 from __future__ import annotations

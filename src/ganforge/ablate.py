@@ -5,7 +5,7 @@ every combination of the ``--vary`` values is trained for each seed, evaluated t
 summarised as mean ± std with a side-by-side report. ``workers`` runs train at once in separate
 processes, the CPU threads split between them; by default as many as the CPU has cores (one on a
 GPU). Results equal a sequential ablation's run for run: each run's seed fixes it, not the
-order. Ablation runs draw their sample grids after the first and the last epoch only (unless
+order. Ablation runs draw their sample grid after the last epoch only (unless
 ``report.sample_every`` is given): for a small model, pictures every epoch cost more than the
 training.
 """
@@ -106,7 +106,7 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
     require_range("--workers", workers, 0, 256, "parallel training processes; 0 = one per core")
     require_range("--n", n, 2, 10 ** 7, "samples per evaluation")
     if not any(o.startswith("report.sample_every=") for o in overrides):
-        overrides += ["report.sample_every=0", "report.sample_minutes=0"]  # first and last epoch
+        overrides += ["report.sample_every=0", "report.sample_minutes=0"]  # the last grid only
     axes = parse_vary(vary)
     variants = [list(zip([k for k, _ in axes], combo))
                 for combo in itertools.product(*[v for _, v in axes])]

@@ -160,7 +160,7 @@ class TrainConfig:
 @dataclass
 class ReportConfig:
     sample_every: int = _key(1, "epochs between sample grids (the tutorial saves every 50); 0 = "
-                             "not by epochs")
+                             "not by epochs (with sample_minutes=0: the last grid only)")
     sample_minutes: float = _key(0.0, "also save a grid when this much time passed since the "
                                  "last one (for folders of any size); 0 = off")
     grid_rows: int = _key(3, "rows of the sample grid (d2l shows 3 x 7)")

@@ -95,12 +95,13 @@ class RunLogger:
         return diversity
 
     def grid_due(self, epoch: int, final: bool) -> bool:
-        """A grid after the first and the last epoch, every ``report.sample_every`` epochs, and
-        once ``report.sample_minutes`` passed since the last one (a grid a few minutes apart
-        whether an epoch is 100 images or 100,000)."""
+        """A grid after the last epoch, every ``report.sample_every`` epochs, once
+        ``report.sample_minutes`` passed since the last one (a grid a few minutes apart whether
+        an epoch is 100 images or 100,000), and after the first epoch unless both are 0."""
         r = self.cfg.report
         late = r.sample_minutes > 0 and time.perf_counter() - self.grid_time >= 60 * r.sample_minutes
-        return epoch == 1 or final or late or bool(r.sample_every and epoch % r.sample_every == 0)
+        first = epoch == 1 and (r.sample_every > 0 or r.sample_minutes > 0)
+        return first or final or late or bool(r.sample_every and epoch % r.sample_every == 0)
 
     def samples(self, epoch: int, out: torch.Tensor) -> Path:
         """Write the grid (or scatter) of ``out``, the generator's fixed-noise samples."""
