@@ -1,4 +1,5 @@
 import json
+import time
 
 import numpy as np
 import pytest
@@ -173,14 +174,17 @@ def test_linear_schedule_decays_to_zero(tmp_path):
     assert lrs == pytest.approx([0.05 * (1 - k / 4 + 1 / 500) for k in range(1, 5)], rel=1e-6)
 
 
-def test_linear_schedule_follows_the_time_budget(tmp_path, monkeypatch):
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """time.perf_counter advances 1 s per reading: budgets in minutes become countable."""
+    clock = iter(range(10**7))
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(clock)))
+
+
+def test_linear_schedule_follows_the_time_budget(tmp_path, fake_clock):
     """With train.max_minutes ending the run long before its epochs, the linear schedule decays
     by time: full rate until lr_decay_start of the budget, then down to ~0 at the stop. A fake
     clock (1 s per reading) makes the budget end after a known number of readings."""
-    from ganforge.training import trainer as loop
-
-    clock = iter(range(10**7))
-    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
     train(from_preset("gaussian2d", ["train.epochs=1000", "train.max_minutes=60",
                                      "train.lr_schedule=linear", "train.lr_decay_start=0.5"]),
           tmp_path / "r", quiet=True)
@@ -238,14 +242,10 @@ def test_batched_reads_of_the_step_statistics_change_nothing(tmp_path, idx_dir, 
     assert torch.equal(ckpt_1["position"]["sums"], ckpt_5["position"]["sums"])
 
 
-def test_grids_by_time_whatever_an_epoch_is(tmp_path, monkeypatch):
+def test_grids_by_time_whatever_an_epoch_is(tmp_path, fake_clock):
     """report.sample_minutes: a grid once that much time passed since the last one, besides the
     first and the last epoch; report.sample_every=0 adds none by epoch count. A fake clock
     (1 s per reading) makes the minutes countable."""
-    from ganforge.training import trainer as loop
-
-    clock = iter(range(10**7))
-    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
     train(from_preset("gaussian2d", ["train.epochs=150", "data.num_points=16",
                                      "report.sample_every=0", "report.sample_minutes=1"]),
           tmp_path / "r", quiet=True)
