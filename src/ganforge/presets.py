@@ -152,10 +152,12 @@ def _folder() -> Config:
     # Any folder of images, CPU-first: the sprites' recipe with nothing tuned to them. The
     # resolution and channels are read from the images; DiffAugment's fixed policy needs no
     # tuning to the folder's size (Zhao et al. 2020 found it helps from 100 images to the
-    # 50,000 of CIFAR-10); a 60-minute budget, a checkpoint every 5 minutes and a grid every 2,
-    # whatever an epoch is; no alarms in the first 10,000 images (a small folder's first epochs).
+    # 50,000 of CIFAR-10); a 60-minute budget, a checkpoint every 5 minutes (not every epoch)
+    # and a grid every 2, whatever an epoch is; no alarms in the first 10,000 images (a small
+    # folder's first epochs).
     return _sn_dcgan_diffaugment(DataConfig(name="folder", resolution=0, channels=0),
-                                 dict(epochs=100_000, max_minutes=60, checkpoint_minutes=5),
+                                 dict(epochs=100_000, max_minutes=60, checkpoint_every=0,
+                                      checkpoint_minutes=5),
                                  ReportConfig(sample_every=0, sample_minutes=2, grid_rows=4,
                                               grid_cols=8),
                                  HealthConfig(warmup_kimg=10))
@@ -176,7 +178,7 @@ def _folder_stylegan2() -> Config:
         optim_D=OptimizerConfig(name="adam", lr=2.5e-3, beta1=0.0, beta2=0.99),
         train=TrainConfig(epochs=100_000, batch_size=32, ema_kimg=10, ema_rampup=0.05,
                           max_minutes=60, ada=True, ada_target=0.6, ada_kimg=100,
-                          checkpoint_minutes=5),
+                          checkpoint_every=0, checkpoint_minutes=5),
         report=ReportConfig(sample_every=0, sample_minutes=2, grid_rows=4, grid_cols=8),
         health=HealthConfig(warmup_kimg=10),
     )
