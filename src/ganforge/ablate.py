@@ -4,8 +4,8 @@ Answers questions like d2l's exercise "what happens if we use ReLU instead of le
 every combination of the ``--vary`` values is trained for each seed, evaluated the same way, and
 summarised as mean ± std with a side-by-side report. ``workers`` runs train at once in separate
 processes, the CPU threads split between them; by default as many as the CPU has cores (one on a
-GPU). Results equal a sequential ablation's run for run: each run's seed fixes it, not the
-order. Ablation runs draw their sample grid after the last epoch only (unless
+GPU). At the same ``train.threads``, results equal a sequential ablation's run for run: each
+run's seed fixes it, not the order. Ablation runs draw their sample grid after the last epoch only (unless
 ``report.sample_every`` is given): for a small model, pictures every epoch cost more than the
 training.
 """
