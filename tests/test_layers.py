@@ -17,11 +17,12 @@ LAYERS = [
     ["models"],
     ["metrics"],
     ["generator"],
-    ["evaluate"],
-    ["training"],
+    ["evaluate", "editing"],
+    ["training", "inversion"],
     ["sample", "export", "report.html"],
-    ["ablate"],
-    ["cli", "__main__"],
+    ["ablate", "project"],
+    ["serve"],
+    ["cli", "cli_explore", "__main__"],
 ]
 
 

@@ -25,6 +25,7 @@ from .io import load_checkpoint
 from .io.atomic import is_write_failure
 from .metrics.classifier import train_classifier
 from .presets import PRESETS, from_preset
+from .cli_explore import add_explore_commands
 from .report.html import write_report
 from .sample import sample
 from .training import TrainingInterrupted, train
@@ -344,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_prepare)
 
+    add_explore_commands(sub)
+
     sp = sub.add_parser("download", help="download a named dataset (checksums verified)")
     sp.add_argument("dataset", choices=[*IDX_DATASETS, *FOLDER_DATASETS])
     sp.add_argument("--dir", help="destination (default: the user cache)")
@@ -361,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = list(args.overrides) + extra
-    for flag in ("out", "resume", "data_dir", "dir", "inception"):
+    for flag in ("out", "resume", "data_dir", "dir", "inception", "init", "latent"):
         if getattr(args, flag, None) == "":
             parser.error(f"--{flag.replace('_', '-')} is empty: give a path or leave the flag out")
     try:

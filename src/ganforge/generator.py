@@ -46,7 +46,12 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
     an EMA of G give ``G_ema`` unless ``ema=False``."""
     if str(path).endswith(".safetensors"):
         return load_exported(path, device)
-    state = load_checkpoint(path, map_location=device)
+    return generator_from_state(load_checkpoint(path, map_location=device), path, device, ema)
+
+
+def generator_from_state(state: dict, path: str | os.PathLike, device: str | torch.device = "cpu",
+                         ema: bool = True) -> LoadedGenerator:
+    """G from a loaded checkpoint ``state`` (read from ``path``, named in errors)."""
     try:
         cfg = Config.from_dict(state["config"])
         shape = tuple(int(s) for s in state["sample_shape"])
@@ -59,6 +64,28 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
             f"({describe_state_dict_error(e)}); it may come from another ganforge version"
         ) from None
     return LoadedGenerator(G.to(device).eval(), cfg, shape, classes)
+
+
+def discriminator_from_state(state: dict, path: str | os.PathLike,
+                             device: str | torch.device = "cpu") -> nn.Module:
+    """D from a loaded checkpoint ``state``, in eval mode."""
+    try:
+        cfg = Config.from_dict(state["config"])
+        shape = tuple(int(s) for s in state["sample_shape"])
+        _, D = build_models(cfg.model, shape, resolved_classes(state, cfg))
+        D.load_state_dict(state["D"])
+    except (ConfigError, KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"the discriminator in {path} does not match its config "
+                              f"({describe_state_dict_error(e)})") from None
+    return D.to(device).eval()
+
+
+def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cpu"
+                       ) -> nn.Module | None:
+    """D of a run directory or checkpoint, in eval mode; ``None`` for an export (G only)."""
+    if str(path).endswith(".safetensors"):
+        return None
+    return discriminator_from_state(load_checkpoint(path, map_location=device), path, device)
 
 
 def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:

@@ -49,6 +49,14 @@ class DCGANGenerator(nn.Module):
         ]
         self.net = nn.Sequential(*layers)
 
+    latent_space = "z"  # truncation and editing act on z
+
+    def sefa_weight(self) -> torch.Tensor:
+        """The first layer as a matrix from z (out, z_dim): one row per output channel and
+        pixel of the 4x4 transposed convolution, what closed-form factorisation decomposes."""
+        w = self.net[0].conv2d_trans.weight  # (z_dim, C, 4, 4)
+        return w.reshape(w.shape[0], -1).T
+
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = z.view(z.shape[0], -1, 1, 1)
         if not self.num_classes:

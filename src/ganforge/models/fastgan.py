@@ -148,6 +148,14 @@ class FastGANGenerator(nn.Module):
             for res, src in self.sources.items()})
         self.to_rgb = nn.Conv2d(g_channels(R, width), img_channels, 3, padding=1)
 
+    latent_space = "z"  # truncation and editing act on z
+
+    def sefa_weight(self) -> torch.Tensor:
+        """The first layer as a matrix from z (out, z_dim): the 4x4 transposed convolution's
+        outputs, one row per channel and pixel, what closed-form factorisation decomposes."""
+        w = self.init.weight  # (z_dim, C, 4, 4)
+        return w.reshape(w.shape[0], -1).T
+
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x = self.glu(self.init_norm(self.init(z.view(z.shape[0], -1, 1, 1)), y))
         feats = {4: x}

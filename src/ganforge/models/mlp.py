@@ -30,6 +30,12 @@ class MLPGenerator(nn.Module):
             nn.Linear(256, math.prod(self.img_shape)), output_activation(output),
         )
 
+    latent_space = "z"  # truncation and editing act on z
+
+    def sefa_weight(self) -> torch.Tensor:
+        """The first layer's weight (100, z_dim), what closed-form factorisation decomposes."""
+        return self.net[0].weight
+
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z.flatten(1)).view(-1, *self.img_shape)
 

@@ -186,10 +186,40 @@ class StyleGAN2Generator(nn.Module):
                 ws[:, cutoff:] = w2[:, None]
         return ws
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        z = z.reshape(z.shape[0], -1)
-        ws = self._ws(z, y)
-        x = self.const[None].expand(z.shape[0], -1, -1, -1).to(ws.dtype)
+    latent_space = "w"  # truncation, editing and projection act on w
+
+    @property
+    def w_dim(self) -> int:
+        return self.mapping.w_avg.shape[0]
+
+    def sefa_weight(self) -> torch.Tensor:
+        """Every layer's style affine stacked (out, w_dim): the maps from w to the modulation
+        scales, what closed-form factorisation (Shen & Zhou 2021) decomposes for a style-based G."""
+        affines = [layer.affine for block in self.layers for layer in block]
+        affines += [t.affine for t in self.torgb]
+        return torch.cat([a.weight * a.weight_gain for a in affines])
+
+    def style_groups(self) -> dict[str, range]:
+        """Which of the ``num_ws`` layer inputs are coarse, middle and fine, for style mixing:
+        the resolutions split about 2:2:1 from 4x4 up (at 64x64: 4-8, 16-32, 64, as in StyleGAN);
+        a toRGB takes the next layer's w, the last one belongs to the fine group."""
+        n = len(self.resolutions)
+        coarse = max(1, round(0.4 * n))
+        middle = math.ceil((n - coarse) / 2)
+        starts, i = [], 0
+        for block in self.layers:
+            starts.append(i)
+            i += len(block)
+        starts.append(self.num_ws)
+        cut = [0, coarse, coarse + middle, n]
+        names = ("coarse", "middle", "fine")
+        return {name: range(starts[cut[k]], starts[cut[k + 1]] if cut[k + 1] < n else self.num_ws)
+                for k, name in enumerate(names) if cut[k + 1] > cut[k]}
+
+    def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
+        """One w per layer input (N, num_ws, w_dim) -> image (N, C, R, R); clamped to [-1, 1]
+        in eval mode."""
+        x = self.const[None].expand(ws.shape[0], -1, -1, -1).to(ws.dtype)
         img = None
         i = 0
         for block, torgb in zip(self.layers, self.torgb):
@@ -201,6 +231,10 @@ class StyleGAN2Generator(nn.Module):
             rgb = torgb(x, ws[:, i])
             img = rgb if img is None else img + rgb
         return img if self.training else img.clamp(-1, 1)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        z = z.reshape(z.shape[0], -1)
+        return self.synthesis(self._ws(z, y))
 
 
 class EqualConv2d(nn.Module):

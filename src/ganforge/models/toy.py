@@ -14,6 +14,12 @@ class ToyGenerator(nn.Module):
         self.z_dim = z_dim
         self.net = nn.Linear(z_dim, data_dim)
 
+    latent_space = "z"
+
+    def sefa_weight(self) -> torch.Tensor:
+        """The (only) layer's weight (data_dim, z_dim)."""
+        return self.net.weight
+
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z)
 
