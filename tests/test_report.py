@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from ganforge.cli import main
+from tests import browser
 from ganforge.presets import from_preset
 from ganforge.errors import GanforgeError
 from ganforge.sample import interpolation_noise, slerp, truncated_noise, walk_noise
@@ -100,6 +101,67 @@ def test_report_renders_in_headless_chromium(image_run, tmp_path):
     img = Image.open(shot)
     assert img.size == (1280, 1800)
     assert np.asarray(img.convert("L")).std() > 5, "the screenshot shows content"
+
+
+CLIPPED_JS = """
+const out = [];
+for (const svg of document.querySelectorAll('.plot svg')) {
+  const box = svg.getBoundingClientRect();
+  if (box.width < 0.6 * svg.width.baseVal.value) out.push('a plot shrunk below 60%');
+  for (const t of svg.querySelectorAll('text')) {
+    const r = t.getBoundingClientRect();
+    if (!t.textContent.trim()) continue;
+    if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 ||
+        r.bottom > box.bottom + 1) out.push(t.textContent);
+  }
+}
+return {plots: document.querySelectorAll('.plot svg').length,
+        texts: document.querySelectorAll('.plot svg text').length, clipped: out};
+"""
+
+
+@pytest.mark.skipif(not browser.AVAILABLE, reason=browser.WHY_NOT)
+@pytest.mark.parametrize("width", [1280, 700])
+def test_no_text_of_the_reports_plots_is_cut_in_the_browser(image_run, tmp_path, width):
+    report = tmp_path / "r.html"
+    assert main(["report", str(image_run), "--out", str(report), "--no-interpolation"]) == 0
+    driver = browser.chrome(tmp_path / "profile", width=width, height=1200)
+    try:
+        driver.get(report.resolve().as_uri())
+        res = driver.execute_script(CLIPPED_JS)
+    finally:
+        driver.quit()
+    assert res["plots"] >= 2 and res["texts"] > 10  # loss and metric curves, text as text
+    assert not res["clipped"], res["clipped"]
+
+
+def test_plot_labels_lie_inside_their_figures():
+    from ganforge.report.html import _metric_curves
+    from ganforge.report.plots import _pyplot, loss_figure, texts_outside
+
+    records = [{"epoch": e, "step": 10 * e, "loss_D": 0.5 / e, "loss_G": 3.0 + e,
+                "diversity": 0.1 * e, "eval_fid_classifier": 300.0 / e} for e in range(1, 40)]
+    for fig in (loss_figure(records, "a long title: mnist-mlp, 300 epochs"),
+                _metric_curves(records, "mnist-mlp")):
+        assert not texts_outside(fig)
+        _pyplot().close(fig)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.set_ylabel("a label placed outside on purpose", labelpad=200)
+    assert texts_outside(fig)  # the check sees a cut label
+    plt.close(fig)
+
+
+def test_the_report_says_when_an_alarm_cleared():
+    from ganforge.report.html import _cleared
+
+    records = [{"epoch": e, "step": 235 * e, "diversity": d, "acc_D": a}
+               for e, d, a in ((1, 0.01, 0.99), (2, 0.03, 0.99), (3, 0.4, 0.7), (4, 0.9, 0.6))]
+    health = {"collapse_ratio": 0.2, "d_acc_limit": 0.99}
+    assert "epoch 3" in _cleared({"alarm": "mode_collapse", "step": 470}, records, health)
+    assert "epoch 3" in _cleared({"alarm": "d_overpowering", "step": 200}, records, health)
+    relapse = records + [{"epoch": 5, "step": 1175, "diversity": 0.05, "acc_D": 0.6}]
+    assert _cleared({"alarm": "mode_collapse", "step": 470}, relapse, health) == ""
 
 
 def test_report_needs_a_run(tmp_path, capsys):

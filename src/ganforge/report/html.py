@@ -23,16 +23,17 @@ from ..generator import interpolation_noise, load_generator, render, strip_label
 from ..io import read_jsonl, write_text
 from ..io.lock import lock_for_output
 from ..metrics.registry import display_names
-from .plots import _pyplot, grid_image, to_uint8
+from .plots import _pyplot, grid_image, loss_figure, to_uint8
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
 color:#222;padding:0 1rem}h1{margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.3rem;
 margin-top:2.2rem}table{border-collapse:collapse;margin:.6rem 0}td,th{border:1px solid #ddd;
 padding:.25rem .6rem;text-align:right}th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
-img{max-width:100%;image-rendering:pixelated;border:1px solid #eee}.row{display:flex;flex-wrap:wrap;
+img{max-width:100%;image-rendering:pixelated;border:1px solid #eee}
+.plot svg{max-width:100%;height:auto;border:1px solid #eee;display:block}.row{display:flex;flex-wrap:wrap;
 gap:1rem}.card{flex:1 1 320px}.muted{color:#777;font-size:.9rem}pre{background:#f7f7f7;padding:.6rem;
-overflow:auto;max-height:24rem;font-size:.8rem}.timeline img{width:180px}.alarm{color:#a00}
+overflow:auto;max-height:24rem;font-size:.8rem}.timeline img{width:180px}.alarm{color:#a00}.cleared{color:#777}
 """
 
 # Counts the page's images once loaded; headless tests read the result from the DOM.
@@ -56,14 +57,19 @@ def _img(path_or_bytes: Path | bytes, alt: str, mime: str = "image/png", cls: st
     return f'<img{c} alt="{html.escape(alt)}" src="{_data_uri(data, mime)}">'
 
 
-def _figure_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    _pyplot().close(fig)
-    return buf.getvalue()
+def _figure_svg(fig) -> str:
+    """A figure as inline SVG with its text kept as text: sharp at any size, and a browser can
+    check that no label is cut."""
+    plt = _pyplot()
+    buf = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
 
 
-def _metric_curves(records: list[dict[str, Any]], title: str) -> bytes | None:
+def _metric_curves(records: list[dict[str, Any]], title: str):
     keys = sorted({k for r in records for k in r
                    if k.startswith("eval_") or k in ("diversity", "augment_p")})
     if not keys:
@@ -80,7 +86,26 @@ def _metric_curves(records: list[dict[str, Any]], title: str) -> bytes | None:
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    return _figure_png(fig)
+    return fig
+
+
+def _cleared(alarm: dict[str, Any], records: list[dict[str, Any]], health: dict[str, Any]
+             ) -> str:
+    """How an alarm ended, read from the later epochs: '' while it still holds. A mode-collapse
+    alarm clears when the diversity is back above ``health.collapse_ratio``, D overpowering when
+    an epoch's accuracy of D fell below ``health.d_acc_limit`` (by the monitor's 0.05 margin)."""
+    later = [r for r in records if r.get("step", -1) > alarm.get("step", 0)]
+    if alarm.get("alarm") == "mode_collapse":
+        ratio = float(health.get("collapse_ratio", 0.2))
+        back = next((r for r in later if r.get("diversity", 0.0) >= ratio), None)
+        if back and all(r.get("diversity", ratio) >= ratio for r in later[later.index(back):]):
+            return f"diversity {back['diversity']:.2f} from epoch {back['epoch']} on"
+    if alarm.get("alarm") == "d_overpowering":
+        limit = float(health.get("d_acc_limit", 0.99)) - 0.05
+        back = next((r for r in later if r.get("acc_D", 1.0) < limit), None)
+        if back and all(r.get("acc_D", 0.0) < limit for r in later[later.index(back):]):
+            return f"D's accuracy {100 * back['acc_D']:.0f}% from epoch {back['epoch']} on"
+    return ""
 
 
 def _gif(frames: list[Path], max_frames: int = 60) -> bytes | None:
@@ -167,15 +192,23 @@ def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[
                                  ["covariance error (rel.)", g["cov_rel_error"]]],
                                 ["2-D Gaussian", ""]))
     if alarms:
-        parts.append("<h3>Alarms</h3><ul>" + "".join(
-            f"<li class='alarm'>[{html.escape(a['alarm'])}] step {a['step']}: "
-            f"{html.escape(a['message'])}</li>" for a in alarms) + "</ul>")
+        items = []
+        for a in alarms:
+            cleared = _cleared(a, records, cfg.get("health", {}))
+            cls, note = ("cleared", f" <em>(cleared: {html.escape(cleared)})</em>") if cleared \
+                else ("alarm", "")
+            items.append(f"<li class='{cls}'>[{html.escape(a['alarm'])}] step {a['step']}: "
+                         f"{html.escape(a['message'])}{note}</li>")
+        parts.append("<h3>Alarms</h3><ul>" + "".join(items) + "</ul>")
     figs = []
-    if (run / "loss_curve.png").is_file():
-        figs.append(f"<div class='card'><h3>Losses</h3>{_img(run / 'loss_curve.png', 'loss curves')}</div>")
+    losses = [r for r in records if "loss_D" in r and "loss_G" in r]
+    if losses:
+        svg = _figure_svg(loss_figure(losses, title=label))
+        figs.append(f"<div class='card'><h3>Losses</h3><div class='plot'>{svg}</div></div>")
     curves = _metric_curves(records, label)
-    if curves:
-        figs.append(f"<div class='card'><h3>Metrics</h3>{_img(curves, 'metric curves')}</div>")
+    if curves is not None:
+        figs.append(f"<div class='card'><h3>Metrics</h3><div class='plot'>"
+                    f"{_figure_svg(curves)}</div></div>")
     parts.append("<div class='row'>" + "".join(figs) + "</div>")
     if grids:
         parts.append("<div class='row'>")

@@ -60,7 +60,16 @@ def _pyplot():
 
 
 def loss_curve(records: Sequence[dict], path: str | os.PathLike, title: str = "") -> Path:
-    """Per-epoch loss_D and loss_G, like the seeds' animator (D and G on one axis)."""
+    """Per-epoch loss_D and loss_G, like the seeds' animator (D and G on one axis), as a PNG."""
+    plt = _pyplot()
+    fig = loss_figure(records, title)
+    path = atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    plt.close(fig)
+    return path
+
+
+def loss_figure(records: Sequence[dict], title: str = ""):
+    """The loss curves' matplotlib figure (the caller saves and closes it)."""
     plt = _pyplot()
     epochs = [r["epoch"] for r in records]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
@@ -75,9 +84,32 @@ def loss_curve(records: Sequence[dict], path: str | os.PathLike, title: str = ""
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
-    return path
+    return fig
+
+
+def texts_outside(fig) -> list[str]:
+    """What of a figure a viewer would see cut: the texts (titles, axis labels, legends) that
+    reach outside it, and "tick labels" when the drawn ticks' labels do (the figure's tight box,
+    which counts only what is drawn, is larger than the figure)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+
+    def outside(e) -> bool:
+        return (e.x0 < box.x0 - 0.5 or e.y0 < box.y0 - 0.5 or e.x1 > box.x1 + 0.5
+                or e.y1 > box.y1 + 0.5)
+
+    texts = list(fig.texts)
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        if ax.get_legend() is not None:
+            texts += list(ax.get_legend().get_texts())
+    out = [t.get_text() for t in texts
+           if t.get_visible() and t.get_text().strip() and outside(t.get_window_extent(renderer))]
+    tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+    if not out and outside(tight):
+        out.append("tick labels")
+    return out
 
 
 def scatter_2d(real: np.ndarray, fake: np.ndarray, path: str | os.PathLike,

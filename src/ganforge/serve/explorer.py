@@ -37,6 +37,7 @@ MAX_LATENTS = 256  # uploaded and projected latents kept in memory (least recent
 MAX_SEED = 2 ** 31 - 1
 GRID = 16
 POINTS = 512  # points drawn per seed for the 2-D toy
+PLOT = 320  # side of the toy's plot in pixels
 
 
 class BadRequest(GanforgeError):
@@ -273,45 +274,52 @@ class Explorer:
             rec.update(state="failed", error=str(e).splitlines()[0] if str(e) else repr(e))
 
     # ------------------------------------------------------------------ the 2-D toy
-    def points_png(self, s: EditState) -> bytes:
-        """Real and generated points over D's decision surface (sigmoid of its logit)."""
-        from ..report.plots import _pyplot  # matplotlib is imported for the toy's plot only
+    def _plane(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The toy's fixed view: bounds (real data's mean ± 4 standard deviations), the real
+        points and D's decision surface as RGB pixels (red: D says real, blue: fake), computed
+        once per checkpoint."""
+        if getattr(self, "_plane_for", None) == self.stamp:
+            return self._plane_cache
+        real = gaussian2d(POINTS).numpy()
+        mu, sd = real.mean(0), real.std(0)
+        half = 4 * sd.max()
+        lo, hi = mu - half, mu + half
+        xs = np.linspace(lo[0], hi[0], PLOT)
+        ys = np.linspace(hi[1], lo[1], PLOT)  # row 0 is the top
+        gx, gy = np.meshgrid(xs, ys)
+        grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1)).float()
+        if self.D is not None:
+            with torch.no_grad():
+                p = torch.sigmoid(self.D(grid.to(self.device))).float().cpu().numpy()
+            p = p.reshape(PLOT, PLOT, 1)
+        else:
+            p = np.full((PLOT, PLOT, 1), 0.5)
+        white, red, blue = (np.array(c, np.float64) for c in
+                            ((255, 255, 255), (214, 96, 77), (67, 147, 195)))
+        heat = np.where(p >= 0.5, white + (red - white) * (2 * p - 1),
+                        white + (blue - white) * (1 - 2 * p))
+        self._plane_cache = (np.stack([lo, hi]), real, heat.astype(np.uint8))
+        self._plane_for = self.stamp
+        return self._plane_cache
 
+    def points_png(self, s: EditState) -> bytes:
+        """Real (dark blue) and generated (orange) points over D's decision surface."""
         ed = self.editor
         z = truncated_noise(POINTS, ed.dim, s.seed, s.truncation)
         if s.seed2 is not None and s.t > 0:
             z = z.lerp(truncated_noise(POINTS, ed.dim, s.seed2, s.truncation), s.t)
         for k, v in s.strengths.items():
             z = z + v * ed.dirs.vectors[k]
-        real = gaussian2d(POINTS).numpy()
         with self.lock:
+            bounds, real, heat = self._plane()
             fake = ed.render(z, None).numpy()
-            pts = np.concatenate([real, fake])
-            lo, hi = pts.min(0), pts.max(0)
-            pad = 0.15 * (hi - lo) + 1e-3
-            xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], 120)
-            ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], 120)
-            gx, gy = np.meshgrid(xs, ys)
-            grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1)).float()
-            if self.D is not None:
-                with torch.no_grad():
-                    heat = torch.sigmoid(self.D(grid.to(self.device))).float().cpu().numpy()
-                heat = heat.reshape(gx.shape)
-            else:
-                heat = None
-            plt = _pyplot()
-            fig, ax = plt.subplots(figsize=(4.8, 4.8), dpi=100)
-            if heat is not None:
-                mesh = ax.pcolormesh(gx, gy, heat, cmap="RdBu_r", vmin=0, vmax=1, shading="auto",
-                                     alpha=0.55)
-                fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04, label="D(x): real")
-            ax.scatter(real[:, 0], real[:, 1], s=6, c="#1f77b4", label="real")
-            ax.scatter(fake[:, 0], fake[:, 1], s=6, c="#ff7f0e", label="generated")
-            ax.legend(loc="upper left", fontsize=8)
-            ax.set_xlim(xs[0], xs[-1])
-            ax.set_ylim(ys[0], ys[-1])
-            fig.tight_layout()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-            plt.close(fig)
-        return buf.getvalue()
+        img = heat.copy()
+        for pts, colour in ((real, (20, 50, 120)), (fake, (255, 127, 14))):
+            uv = (pts - bounds[0]) / (bounds[1] - bounds[0]) * (PLOT - 1)
+            col, row = np.rint(uv[:, 0]).astype(int), np.rint((PLOT - 1) - uv[:, 1]).astype(int)
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    r, c = row + dr, col + dc
+                    ok = (r >= 0) & (r < PLOT) & (c >= 0) & (c < PLOT)
+                    img[r[ok], c[ok]] = colour
+        return _png(img)
