@@ -195,7 +195,8 @@ def test_nan_stops_after_max_retries(tmp_path, monkeypatch):
 def _alarms(tmp_path, idx_dir, *over):
     res = train(from_preset("mnist-mlp", [f"data.path={idx_dir.parent}", "train.epochs=3",
                                           "train.batch_size=16", "health.window=10",
-                                          "health.warmup_epochs=0", *over]),
+                                          "health.warmup_epochs=0", "health.warmup_kimg=0",
+                                          *over]),
                 tmp_path / "r", quiet=True)
     return res.summary["alarms"], [json.loads(x) for x in
                                    (tmp_path / "r" / "alarms.jsonl").read_text().splitlines()]
@@ -255,3 +256,19 @@ def test_batch_size_change_mid_epoch_is_refused_before_anything_changes(tmp_path
     assert main(["train", "--resume", str(run), "train.batch_size=16", "train.epochs=2"]) == 2
     assert "middle of epoch 2" in capsys.readouterr().err
     assert before == {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("optim", ["rmsprop", "sgd"])
+def test_resume_of_an_rmsprop_or_sgd_run_is_bit_identical(tmp_path, optim):
+    """RMSprop has no momentum buffer unless built with one; a resume must not give it one
+    (the tutorial's preset trains D with RMSprop)."""
+    from ganforge.cli import main
+
+    over = [f"optim_D.name={optim}", "optim_D.lr=0.01", "--quiet"]
+    assert main(["train", "gaussian2d", "--out", str(tmp_path / "a"), "train.epochs=2", *over]) == 0
+    assert main(["train", "gaussian2d", "--out", str(tmp_path / "b"), "train.epochs=1", *over]) == 0
+    assert main(["train", "--resume", str(tmp_path / "b"), "train.epochs=2", "--quiet"]) == 0
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    for net in ("G", "D"):
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), (net, k)

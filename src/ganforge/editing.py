@@ -230,16 +230,23 @@ class Editor:
         return self.render(self.latent(s), self.labels(s))
 
 
+def latent_from_array(arr: np.ndarray, editor: Editor, what: str = "the latent") -> torch.Tensor:
+    """A float array as a latent of ``editor``'s edit space: ``(dim,)``, ``(1, dim)`` and for w
+    also ``(num_ws, dim)`` or ``(1, num_ws, dim)``; anything else is refused with the shapes
+    that fit."""
+    if arr.dtype.kind != "f":
+        raise GanforgeError(f"{what} holds {arr.dtype} values; a latent is a float array")
+    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if t.dim() == 1 or (t.dim() == 2 and editor.space == "w" and t.shape[0] == editor.G.num_ws):
+        t = t[None]  # (dim,) or (num_ws, dim): one latent without its batch axis
+    return editor.check_latent(t)
+
+
 def load_latent(path, editor: Editor) -> torch.Tensor:
     """A latent saved as ``.npy`` (by ``project``, the explorer or ``edit``), checked against
     the generator's edit space."""
     try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise GanforgeError(f"{path} is not a readable .npy latent ({e})") from None
-    if arr.dtype.kind != "f":
-        raise GanforgeError(f"{path} holds {arr.dtype} values; a latent is a float array")
-    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    if t.dim() == 1 or (t.dim() == 2 and editor.space == "w" and t.shape[0] == editor.G.num_ws):
-        t = t[None]  # (dim,) or (num_ws, dim): one latent without its batch axis
-    return editor.check_latent(t)
+    return latent_from_array(arr, editor, str(path))

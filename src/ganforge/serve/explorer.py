@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from ..data import gaussian2d
-from ..editing import MIX_GROUPS, Editor, EditState
+from ..editing import MIX_GROUPS, Editor, EditState, latent_from_array
 from ..errors import CheckpointError, GanforgeError
 from ..generator import (discriminator_from_state, generator_from_state, load_exported,
                          truncated_noise)
@@ -221,14 +221,8 @@ class Explorer:
         except (ValueError, OSError, EOFError):
             raise BadRequest("the upload is not a .npy array (save one with numpy.save, or "
                              "download a latent from this page)") from None
-        if arr.dtype.kind != "f":
-            raise BadRequest(f"the latent holds {arr.dtype} values; a latent is a float array")
-        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-        ed = self.editor
-        if t.dim() == 1 or (t.dim() == 2 and ed.space == "w" and t.shape[0] == ed.G.num_ws):
-            t = t[None]
         try:
-            ed.check_latent(t)
+            t = latent_from_array(arr, self.editor, "the upload")
         except GanforgeError as e:
             raise BadRequest(str(e)) from None
         return self.add_latent(t)

@@ -36,7 +36,7 @@ def apply_optimizer_settings(trainer: Any, saved: Config) -> None:
         for group in opt.param_groups:
             if "betas" in group:
                 group["betas"] = (oc.beta1, oc.beta2)
-            if "momentum" in group:
+            if oc.name == "sgd":  # beta1 is SGD's momentum; RMSprop's momentum stays as built
                 group["momentum"] = oc.beta1
             if "alpha" in group:
                 group["alpha"] = oc.alpha
