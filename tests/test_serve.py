@@ -102,6 +102,17 @@ def test_every_architecture_says_its_edit_space_and_first_layer(runs):
         assert float(d.shares.sum()) <= 1.0 + 1e-6 and bool((d.shares[:-1] >= d.shares[1:]).all())
 
 
+def test_the_tutorials_mlp_is_edited_in_z():
+    from ganforge.models import MLPGenerator
+
+    torch.manual_seed(0)
+    G = MLPGenerator(100, (1, 28, 28)).eval()
+    ed = Editor(G, 0, k=3)
+    assert ed.space == "z" and ed.dirs.vectors.shape == (3, 100)
+    a, b = ed.image(EditState(seed=1)), ed.image(EditState(seed=1, strengths={0: 3.0}))
+    assert a.shape == (1, 1, 28, 28) and (a - b).abs().max() > 1e-3
+
+
 def test_a_direction_changes_the_image_and_mixing_changes_only_its_layers(runs):
     G = load_generator(runs["stylegan2"]).G
     ed = Editor(G, 0, k=4)
