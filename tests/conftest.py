@@ -41,11 +41,18 @@ needs_pokemon = pytest.mark.skipif(not (SHARED_DATA / "pokemon").is_dir(),
                                    reason="../shared/data/pokemon not present")
 
 
+_THREADS = torch.get_num_threads()  # train.threads sets the process's count; tests start at this
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Never touch the user's real cache; never download."""
+    """Never touch the user's real cache; never download; every test starts with the same
+    number of CPU threads (a module fixture's train.threads=1 must not leak into it)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     torch.manual_seed(0)
+    torch.set_num_threads(_THREADS)
+    yield
+    torch.set_num_threads(_THREADS)
 
 
 @pytest.fixture

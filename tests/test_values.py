@@ -79,9 +79,13 @@ def test_every_config_key_takes_any_value_without_a_traceback(base, image_folder
     assert not failures, "\n".join(failures)
 
 
-def _flag_commands(run, tmp_path):
+def _flag_commands(run, tmp_path, image_run=None, png=None):
     """Each command with arguments that make an accepted value finish in a second or two."""
     return {
+        "serve": ["serve", str(tmp_path / "no-such-run")],  # never starts a server
+        "project": ["project", str(image_run), str(png), "--out", str(tmp_path / "p"),
+                    "--overwrite", "--quiet", "--steps", "2"],
+        "edit": ["edit", str(image_run), "--out", str(tmp_path / "e.png"), "--overwrite"],
         "sample": ["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.npy"),
                    "--overwrite"],
         "evaluate": ["evaluate", str(run), "--quiet"],
@@ -106,7 +110,8 @@ def _typed_flags(parser: argparse.ArgumentParser):
                         yield name, a.option_strings[-1]
 
 
-def test_every_command_line_flag_takes_any_value_without_a_traceback(tmp_path, monkeypatch):
+def test_every_command_line_flag_takes_any_value_without_a_traceback(tmp_path, monkeypatch,
+                                                                    image_folder):
     def no_data(*args, **kwargs):  # an accepted train-classifier call stops at the data
         raise DataError("no data here (the flag's value was accepted)")
 
@@ -115,7 +120,13 @@ def test_every_command_line_flag_takes_any_value_without_a_traceback(tmp_path, m
     run = tmp_path / "toy"
     assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1",
                  "report.tensorboard=off"]) == 0
-    commands = _flag_commands(run, tmp_path)
+    image_run = tmp_path / "dc"
+    assert main(["train", "pokemon-best", "--out", str(image_run), "--quiet", "data.name=folder",
+                 f"data.path={image_folder}", "data.resolution=8", "model.g_width=4",
+                 "model.d_width=4", "train.epochs=1", "train.batch_size=8",
+                 "report.tensorboard=off"]) == 0
+    png = next(image_folder.rglob("*.png"))
+    commands = _flag_commands(run, tmp_path, image_run, png)
     flags = list(_typed_flags(build_parser()))
     assert len(flags) >= 25
     failures = []

@@ -85,6 +85,7 @@ def project_images(run: str | os.PathLike, images: list[str], out: str | os.Path
                    report: Callable[[str], None] = print) -> dict:
     """Library entry point behind ``ganforge project``: each image projected on its own."""
     require_range("--steps", steps, 1, 100_000)
+    require_range("--seed", seed, 0, 2 ** 31 - 1)
     if loss not in LOSSES:
         raise GanforgeError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if not images:
@@ -160,6 +161,10 @@ def edit(run: str | os.PathLike, out: str | os.PathLike, direction: int = 0,
     require_range("--direction", direction, 0, 511)
     require_range("--strength", strength, -100, 100)
     require_range("--strip", strip, 0, 64)
+    require_range("--seed", seed, 0, 2 ** 31 - 1)
+    if truncation is not None:
+        require_range("--truncation", truncation, 0, 1e6, "psi in [0, 1] for a style-based G, "
+                      "a threshold > 0 in z")
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise GanforgeError(f"--out {out}: edit writes a .png image")
