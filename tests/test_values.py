@@ -84,7 +84,7 @@ def _flag_commands(run, tmp_path, image_run=None, png=None):
     return {
         "serve": ["serve", str(tmp_path / "no-such-run")],  # never starts a server
         "project": ["project", str(image_run), str(png), "--out", str(tmp_path / "p"),
-                    "--overwrite", "--quiet", "--steps", "2"],
+                    "--overwrite", "--quiet", "--steps", "1"],
         "edit": ["edit", str(image_run), "--out", str(tmp_path / "e.png"), "--overwrite"],
         "sample": ["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.npy"),
                    "--overwrite"],
