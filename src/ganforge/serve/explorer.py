@@ -31,7 +31,7 @@ from ..inversion import project
 from ..io import load_checkpoint
 from ..io.checkpoint import resolve_checkpoint
 from ..project import read_target
-from ..report.plots import to_uint8
+from ..report.plots import make_grid, to_uint8
 
 MAX_LATENTS = 256  # uploaded and projected latents kept in memory (least recently used dropped)
 MAX_SEED = 2 ** 31 - 1
@@ -191,12 +191,7 @@ class Explorer:
         with self.lock:
             lats = torch.cat([ed.seed_latent(s.seed + 1 + i, base) for i in range(n)])
             imgs = to_uint8(ed.render(lats, ed.labels(base, n)))
-        c, h, w = imgs.shape[1:]
-        rows = (n + cols - 1) // cols
-        grid = np.full((rows * h, cols * w, c), 255, np.uint8)
-        for i, a in enumerate(imgs.permute(0, 2, 3, 1).numpy()):
-            r, q = divmod(i, cols)
-            grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = a
+        grid = make_grid(imgs, (n + cols - 1) // cols, cols, pad=0)
         return _png(grid)
 
     def latent_npy(self, s: EditState) -> bytes:
