@@ -236,8 +236,13 @@ def test_routes_answer_and_refuse_with_messages(servers):
     assert status == 400 and "too large" in json.loads(body)["error"]
     assert _get(url + "api/../../etc/passwd")[0] == 404
     assert _get(url + "static/page.html")[0] == 404
-    # after all that, it still serves
-    assert _get(url + "api/image.png?seed=1&class=0")[0] == 200
+    # downloads name their files; after all that, it still serves
+    with urllib.request.urlopen(url + "api/image.png?seed=1&class=0&download=1", timeout=60) as r:
+        assert "ganforge-image.png" in r.headers["Content-Disposition"]
+        Image.open(io.BytesIO(r.read())).verify()
+    with urllib.request.urlopen(url + "api/latent.npy?seed=1&class=0", timeout=60) as r:
+        assert "ganforge-latent.npy" in r.headers["Content-Disposition"]
+        assert np.load(io.BytesIO(r.read())).shape == (1, info["dim"])
 
 
 def test_latents_round_trip_and_the_toy_shows_ds_surface(servers, runs):
