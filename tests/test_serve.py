@@ -138,6 +138,27 @@ def test_projection_recovers_the_generators_own_sample(runs):
             assert res.classes is not None and 0 <= int(res.classes[0]) < loaded.num_classes
 
 
+def test_the_perceptual_distances_are_zero_at_the_target_and_grow_away_from_it(runs):
+    from ganforge.generator import load_discriminator
+    from ganforge.inversion import Distance
+    from ganforge.metrics.features import FeatureError, find_inception_file
+
+    t = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    kinds = {"pixels": {}, "d": {"D": load_discriminator(runs["fastgan"])}}
+    try:
+        find_inception_file()
+        kinds["inception"] = {}
+    except FeatureError:
+        pass  # the wheel is not installed here; make setup installs it
+    for kind, kw in kinds.items():
+        dist = Distance(kind, t, **kw)
+        assert dist(t).abs().max() < 1e-5, kind
+        away = dist(t.flip(0))  # each target against the other image
+        assert (away > 1e-3).all(), kind
+        rows = torch.tensor([1, 1])  # both rows measured against target 1
+        assert float(dist(t[[1, 1]], rows).abs().max()) < 1e-5, kind
+
+
 # ----------------------------------------------------------------------------- commands
 
 

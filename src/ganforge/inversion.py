@@ -85,43 +85,44 @@ def multiscale_mse(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 class DFeatures:
-    """The outputs of every convolution and linear layer of a discriminator but its last (the
-    logit), taken with forward hooks: a perceptual distance the run already owns."""
+    """The outputs of a discriminator's convolution and linear layers, taken with forward hooks,
+    but the last one to run (the logit): a perceptual distance the run already owns. None of
+    these layers sees the class of a conditional D (its projection term comes after them), so
+    any label will do."""
 
     def __init__(self, D: nn.Module, num_classes: int) -> None:
         self.D = D.eval().requires_grad_(False)
         self.num_classes = num_classes
-        layers = [m for m in D.modules()
-                  if isinstance(m, (nn.Conv2d, nn.Linear)) or type(m).__name__ in (
-                      "EqualConv2d", "EqualLinear")]
-        self.layers = layers[:-1]
+        self.layers = [m for m in D.modules()
+                       if isinstance(m, (nn.Conv2d, nn.Linear)) or type(m).__name__ in (
+                           "EqualConv2d", "EqualLinear")]
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
         out: list[torch.Tensor] = []
         # hooks live for one call only: a shared D is left as it was found
         handles = [m.register_forward_hook(lambda _m, _i, o: out.append(o)) for m in self.layers]
         try:
             if self.num_classes:
-                self.D(x, y if y is not None else torch.zeros(len(x), dtype=torch.long,
-                                                              device=x.device))
+                self.D(x, torch.zeros(len(x), dtype=torch.long, device=x.device))
             else:
                 self.D(x)
         finally:
             for h in handles:
                 h.remove()
-        return [o[0] if isinstance(o, tuple) else o for o in out]
+        return out[:-1]
 
 
 class Distance:
-    """``loss(x, target) -> per-image distance`` for generated ``x`` and targets in [-1, 1];
-    ``feature_distance`` is the perceptual part alone (0 for ``pixels``)."""
+    """``distance(x, rows) -> per-image distance`` of generated ``x`` from ``targets[rows]``
+    (targets in [-1, 1]; ``rows`` defaults to one row per target); ``feature_distance`` is the
+    perceptual part alone (0 for ``pixels``). The targets' features are computed once."""
 
-    def __init__(self, kind: str, targets: torch.Tensor, y: torch.Tensor | None = None,
-                 D: nn.Module | None = None, num_classes: int = 0,
-                 inception_path: str | None = None, feature_weight: float = 1.0) -> None:
+    def __init__(self, kind: str, targets: torch.Tensor, D: nn.Module | None = None,
+                 num_classes: int = 0, inception_path: str | None = None,
+                 feature_weight: float = 1.0) -> None:
         if kind not in LOSSES:
             raise GanforgeError(f"--loss must be one of {', '.join(LOSSES)}, got {kind!r}")
-        self.kind, self.targets, self.y, self.weight = kind, targets, y, feature_weight
+        self.kind, self.targets, self.weight = kind, targets, feature_weight
         self._target_feats: list[torch.Tensor] = []
         if kind == "d":
             if D is None:
@@ -132,23 +133,24 @@ class Distance:
             from .metrics.features import InceptionFeatures  # only for this distance
 
             inc = InceptionFeatures(inception_path, device=targets.device)
-            self.features = lambda x, _y: [inc.model(inc.preprocess((x + 1) * 127.5))]
+            self.features = lambda x: [inc.model(inc.preprocess((x + 1) * 127.5))]
         if kind != "pixels":
             with torch.no_grad():
-                self._target_feats = [f.detach() for f in self.features(targets, y)]
+                self._target_feats = [f.detach().float() for f in self.features(targets)]
 
-    def feature_distance(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "pixels":
-            return torch.zeros(len(x), device=x.device)
+    def feature_distance(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         total = torch.zeros(len(x), device=x.device)
-        for f, t in zip(self.features(x, self.y), self._target_feats):
-            energy = t.float().square().flatten(1).mean(1).clamp_min(1e-8)
-            total = total + (f.float() - t.float()).square().flatten(1).mean(1) / energy
+        if self.kind == "pixels":
+            return total
+        for f, t in zip(self.features(x), self._target_feats):
+            t = t if rows is None else t[rows]
+            energy = t.square().flatten(1).mean(1).clamp_min(1e-8)
+            total = total + (f.float() - t).square().flatten(1).mean(1) / energy
         return total / max(1, len(self._target_feats))
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        d = multiscale_mse(x, self.targets)
-        return d if self.kind == "pixels" else d + self.weight * self.feature_distance(x)
+    def __call__(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        d = multiscale_mse(x, self.targets if rows is None else self.targets[rows])
+        return d if self.kind == "pixels" else d + self.weight * self.feature_distance(x, rows)
 
 
 # ----------------------------------------------------------------------------- the optimisation
@@ -168,18 +170,17 @@ class Projection:
 
 
 def _candidates(editor: Editor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``n`` starting latents per class (one class set for an unconditional G)."""
+    """``n`` starting latents per class (one class set for an unconditional G); in w the
+    average w is always one of them."""
     classes = editor.num_classes
-    if editor.space == "z":
-        z = truncated_noise(n * max(1, classes), editor.dim, seed)
-        y = (torch.arange(len(z)) // n) if classes else None
-        return z, y
-    G = editor.G
-    z = truncated_noise(n * max(1, classes), G.z_dim, seed)
+    z_dim = editor.G.z_dim
+    z = truncated_noise(n * max(1, classes), z_dim, seed)
     y = (torch.arange(len(z)) // n) if classes else None
+    if editor.space == "z":
+        return z, y
     dev = editor.device
-    w = mapped(G, z.to(dev), None if y is None else y.to(dev)).float().cpu()
-    w[::n] = G.mapping.w_avg.float().cpu()  # the average is always a candidate
+    w = mapped(editor.G, z.to(dev), None if y is None else y.to(dev)).float().cpu()
+    w[::n] = editor.G.mapping.w_avg.float().cpu()
     return w, y
 
 
@@ -256,27 +257,30 @@ def project(editor: Editor, targets: torch.Tensor, steps: int = 300, loss: str =
         noise_bufs = _noise_buffers(G) if noise else {}
         explore = max(1, steps // 5) if per > 1 else 0
         rng = torch.Generator().manual_seed(seed)  # the noise on w: same seed, same projection
+        distance = Distance(loss, targets, D, editor.num_classes, inception_path)
+        for b in noise_bufs.values():
+            b.requires_grad_(True)
 
-        def setup(lat: torch.Tensor, rows_y: torch.Tensor | None, reps: int):
+        def begin(lat: torch.Tensor, rows_y: torch.Tensor | None):
             latent = lat.to(dev).requires_grad_(True)
-            params = [latent, *noise_bufs.values()]
-            for b in noise_bufs.values():
-                b.requires_grad_(True)
-            yd = None if rows_y is None else rows_y.to(dev)
-            dist = Distance(loss, targets.repeat_interleave(reps, 0), yd, D, editor.num_classes,
-                            inception_path)
-            return latent, yd, dist, torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
+            opt = torch.optim.Adam([latent, *noise_bufs.values()], lr=lr, betas=(0.9, 0.999))
+            return latent, None if rows_y is None else rows_y.to(dev), opt
 
-        latent, yd, distance, opt = setup(start, y, per)
+        def keep_best():
+            """Each target's best start (rows ``i * per ...`` are target ``i``'s)."""
+            with torch.no_grad():
+                d = distance(_synth(editor, latent, yd), rows).reshape(n, per)
+            return torch.arange(n) * per + d.argmin(1).cpu()
+
+        rows = torch.arange(n).repeat_interleave(per).to(dev)
+        latent, yd, opt = begin(start, y)
         frames: list[torch.Tensor] = []
         for step in range(steps):
-            if step == explore and per > 1:  # keep each target's best start, go on with it
-                with torch.no_grad():
-                    d = distance(_synth(editor, latent, yd)).reshape(n, per)
-                    pick = torch.arange(n) * per + d.argmin(1).cpu()
-                latent, yd, distance, opt = setup(latent.detach()[pick].clone(),
-                                                  None if y is None else y[pick], 1)
-                y, per = (None if y is None else y[pick]), 1
+            if step == explore and per > 1:  # go on with each target's best start
+                pick = keep_best()
+                y = None if y is None else y[pick]
+                latent, yd, opt = begin(latent.detach()[pick].clone(), y)
+                per, rows = 1, None
             frac = step / max(1, steps)
             # cosine decay after a 5% warm-up, as in stylegan2-ada's projector
             ramp = min(1.0, frac / 0.05) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
@@ -287,7 +291,7 @@ def project(editor: Editor, targets: torch.Tensor, steps: int = 300, loss: str =
                 strength = w_noise * w_std * max(0.0, 1 - frac / 0.75) ** 2
                 x_lat = latent + torch.randn(latent.shape, generator=rng).to(dev) * strength
             img = _synth(editor, x_lat, yd)
-            total = distance(img).sum() + _regulariser(editor, latent, w_avg, w_std).sum()
+            total = distance(img, rows).sum() + _regulariser(editor, latent, w_avg, w_std).sum()
             if noise:
                 total = total + 1e3 * sum(_noise_reg(b) for b in noise_bufs.values())
             opt.zero_grad(set_to_none=True)
@@ -302,12 +306,9 @@ def project(editor: Editor, targets: torch.Tensor, steps: int = 300, loss: str =
             if progress is not None:
                 progress(step + 1, steps)
         if per > 1:  # fewer steps than the exploration: pick now
-            with torch.no_grad():
-                d = distance(_synth(editor, latent, yd)).reshape(n, per)
-                pick = torch.arange(n) * per + d.argmin(1).cpu()
-            latent, yd, distance, _ = setup(latent.detach()[pick].clone(),
-                                            None if y is None else y[pick], 1)
+            pick = keep_best()
             y = None if y is None else y[pick]
+            latent, yd = latent.detach()[pick], None if y is None else y.to(dev)
         with torch.no_grad():
             final = _synth(editor, latent, yd).float()
             feat = distance.feature_distance(final).cpu()
