@@ -26,6 +26,7 @@ import torch
 from ganforge.data import GAUSSIAN_A, GAUSSIAN_B, gaussian2d
 from ganforge.io import load_checkpoint
 from ganforge.losses import DECISION_THRESHOLD
+from ganforge.data import GAUSSIAN_A, GAUSSIAN_B
 from ganforge.metrics.gaussian import gaussian_fit
 from ganforge.models import build_models
 from ganforge.presets import from_preset
@@ -92,7 +93,7 @@ def main() -> None:
                     fake = G(torch.randn(n, 2, generator=torch.Generator().manual_seed(20_000 + seed)))
                     acc_real = float((D(real).squeeze(-1) > t).float().mean())
                     acc_fake = float((D(fake).squeeze(-1) <= t).float().mean())
-                fit = gaussian_fit(G)
+                fit = gaussian_fit(G, GAUSSIAN_A, GAUSSIAN_B)
                 best = bayes_accuracy(real_dist, mvn(fit["fitted_mean"], fit["fitted_cov"]), seed=seed)
                 pvals = [mmd_test(real[:m], fake[:m], seed=seed)[1] for m in args.n_test]
                 rows.append((preset, seed, acc_real, acc_fake, (acc_real + acc_fake) / 2, best, pvals))

@@ -19,9 +19,10 @@ def test_output_shapes_at_each_resolution(res):
     D = FastGANDiscriminator(3, res, width=4)
     x = G(torch.randn(2, 32))
     assert x.shape == (2, 3, res, res) and x.abs().max() <= 1
-    logits, recon = D(x, reconstruct=True)
-    assert logits.shape == (2, 1, 1, 1) and recon.dim() == 0 and torch.isfinite(recon)
-    assert D(x).shape == (2, 1, 1, 1)
+    logits, terms = D(x, aux=True)
+    recon = terms["recon"]
+    assert logits.shape == (2, 1) and recon.dim() == 0 and torch.isfinite(recon)
+    assert D(x).shape == (2, 1)
 
 
 def test_resolution_outside_the_family_is_refused():
@@ -42,7 +43,7 @@ def test_glu_and_skip_excitation_by_hand():
 def test_reconstruction_targets_the_input_at_half_resolution():
     D = FastGANDiscriminator(3, 32, width=4)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    _, recon = D(x, reconstruct=True)
+    recon = D(x, aux=True)[1]["recon"]
     feat = D.stem(x)
     feat8 = feat if feat.shape[-1] == 8 else D.downs[0](feat)
     target = torch.nn.functional.avg_pool2d(x, 2)

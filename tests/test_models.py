@@ -24,7 +24,7 @@ def test_d_block_halves_16_to_8():
 def test_dcgan64_shapes_match_d2l():
     G, D = DCGANGenerator(100, 3, 64, 64), DCGANDiscriminator(3, 64, 64)
     assert G(torch.zeros(1, 100, 1, 1)).shape == (1, 3, 64, 64)
-    assert D(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 1, 1)
+    assert D(torch.zeros(1, 3, 64, 64)).shape == (1, 1)
 
 
 def test_dcgan64_layers_are_d2l_exactly():
@@ -46,7 +46,7 @@ def test_dcgan32_for_mnist_like_data():
     G, D = DCGANGenerator(100, 1, 32, 64), DCGANDiscriminator(1, 32, 64)
     out = G(torch.randn(5, 100))
     assert out.shape == (5, 1, 32, 32) and out.abs().max() <= 1
-    assert D(out).shape == (5, 1, 1, 1)
+    assert D(out).shape == (5, 1)
 
 
 def test_dcgan_rejects_non_power_of_two():
@@ -137,7 +137,7 @@ def test_projection_discriminator_adds_the_inner_product():
     feats = D.net[:-1](x)
     expected = D.net[-1](feats).flatten() + (D.embed(y) * feats.sum((2, 3))).sum(1)
     assert torch.allclose(D(x, y).flatten(), expected, atol=1e-5)
-    assert D(x, y).shape == (2, 1, 1, 1)
+    assert D(x, y).shape == (2, 1)
 
 
 def test_d_without_batchnorm_is_per_sample():

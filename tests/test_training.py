@@ -7,6 +7,7 @@ import torch
 
 from ganforge.presets import from_preset
 from ganforge.errors import GanforgeError
+from ganforge.data import GAUSSIAN_A, GAUSSIAN_B
 from ganforge.metrics.gaussian import gaussian_fit
 from ganforge.runtime import resolve_precision
 from ganforge.training import GAN, load_checkpoint, train
@@ -77,7 +78,7 @@ def test_gaussian_fit_is_exact_for_a_known_linear_map():
     with torch.no_grad():
         gan.G.net.weight.copy_(torch.tensor([[1.0, -0.1], [2.0, 0.5]]))  # = A^T
         gan.G.net.bias.copy_(torch.tensor([1.0, 2.0]))
-    g = gaussian_fit(gan.G)
+    g = gaussian_fit(gan.G, GAUSSIAN_A, GAUSSIAN_B)
     assert g["mean_error"] < 1e-7 and g["cov_rel_error"] < 1e-7
 
 

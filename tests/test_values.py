@@ -9,7 +9,7 @@ import io
 import pytest
 
 from ganforge.cli import build_parser, main
-from ganforge.config import key_specs
+from ganforge.validation import key_specs
 from ganforge.errors import DataError
 
 from .conftest import write_images

@@ -25,10 +25,11 @@ from typing import Any
 from tqdm import tqdm
 
 from .config import Config, ConfigError
-from .data.idx import IDX_DATASETS
+from .data import describe
 from .errors import GanforgeError, require_range
 from .io import write_json
 from .evaluate import evaluate
+from .metrics.registry import default_metric, headline
 from .presets import from_preset
 from .report.html import write_report
 from .runtime import resolve_device
@@ -62,11 +63,13 @@ def _slug(text: str) -> str:
 
 def _train_and_score(cfg: Config, run_dir: Path, n: int, features: str,
                      progress: bool) -> dict[str, Any]:
-    """One ablation run: train, then FID (or the exact W2 for the 2-D toy) of the result."""
+    """One ablation run: train, then the metric registry's default for the data (FID for
+    images, the exact W2 for the 2-D toy) of the result."""
     res = train(cfg, run_dir, quiet=True, progress=progress)
-    ev = evaluate(run_dir, metrics=("fid",), n=n, features=features, progress=progress)
-    metric = "w2" if "w2" in ev else "fid"
-    return {"seed": cfg.train.seed, "run": str(run_dir), metric: ev[metric],
+    metric = default_metric(describe(cfg.data).kind)
+    ev = evaluate(run_dir, metrics=(metric.name,), n=n, features=features, progress=progress)
+    key = headline(metric)
+    return {"seed": cfg.train.seed, "run": str(run_dir), key: ev[key],
             "final_loss_D": res.summary["final_loss_D"],
             "final_loss_G": res.summary["final_loss_G"], "alarms": res.summary["alarms"]}
 
@@ -130,7 +133,7 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
         raise GanforgeError(f"{root} already exists; choose another --out")
     cfg0 = plan[0][2]
     if features is None:
-        features = "classifier" if cfg0.data.name in IDX_DATASETS else "inception"
+        features = "classifier" if describe(cfg0.data).classifier else "inception"
     jobs = [(label, cfg, root / _slug(label) / f"seed{seed}") for label, seed, cfg in plan]
     if workers > 1:
         done = _run_parallel(jobs, n, features, workers, quiet)
@@ -144,8 +147,10 @@ def ablate(preset: str, vary: list[str], seeds: int = 3, out: str | None = None,
     results: dict[str, list[dict[str, Any]]] = {}
     for label, seed, _ in plan:  # the plan's order, whatever order the runs finished in
         results.setdefault(label, []).append(done[(label, seed)])
-    metric = "w2" if "w2" in next(iter(results.values()))[0] else "fid"
-    name = "2-Wasserstein" if metric == "w2" else f"FID ({features}, n={n})"
+    scored = default_metric(describe(jobs[0][1].data).kind)
+    metric = headline(scored)  # the result key every run was scored by
+    name = dict(scored.results)[metric]
+    name = name if scored.exact else f"{name} ({features}, n={n})"
     rows = []
     for label, runs in results.items():
         vals = [r[metric] for r in runs]

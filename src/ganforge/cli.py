@@ -11,8 +11,8 @@ from pathlib import Path
 
 from . import __version__, distributed
 from .ablate import ablate
-from .config import Config, apply_overrides, key_specs, keys_markdown
-from .validation import validate
+from .config import Config, apply_overrides
+from .validation import key_specs, keys_markdown, validate
 from .data.idx import IDX_DATASETS, download
 from .data import folder_path, resolve_shape
 from .data.named_folders import FOLDER_DATASETS, locate_folder
@@ -21,7 +21,6 @@ from .data.roots import download_dir
 from .errors import GanforgeError
 from .evaluate import evaluate, format_table
 from .export import export_generator
-from .io import load_checkpoint
 from .io.atomic import is_write_failure
 from .metrics.classifier import train_classifier
 from .presets import PRESETS, from_preset
@@ -78,11 +77,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise GanforgeError("--resume continues a run with its own config: drop the preset "
                                 f"'{args.preset}' (key=value overrides such as train.epochs=40 "
                                 "are allowed)")
-        state = load_checkpoint(args.resume)
-        cfg = validate(apply_overrides(Config.from_dict(state["config"]), overrides))
-        out = Path(args.resume)
-        if out.is_file():
-            out = out.parent
     else:
         if not args.preset:
             raise GanforgeError("name a preset to train (see `ganforge presets`), or give "
@@ -90,8 +84,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = from_preset(args.preset, overrides)
         out = Path(args.out) if args.out else _unique_run_dir(cfg.name)
     try:
-        result = train(cfg, out, progress=not args.quiet, quiet=args.quiet,
-                       overwrite=args.overwrite, resume=bool(args.resume))
+        if args.resume:
+            result = train(resume=args.resume, overrides=overrides, progress=not args.quiet,
+                           quiet=args.quiet)
+        else:
+            result = train(cfg, out, progress=not args.quiet, quiet=args.quiet,
+                           overwrite=args.overwrite)
     finally:
         world = distributed.info().world_size
         distributed.shutdown()
@@ -132,7 +130,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) or None
     res = evaluate(args.run, metrics=metrics, n=args.n, features=args.features,
                    device=args.device, seed=args.seed, inception_path=args.inception,
                    progress=not args.quiet, ema=not args.no_ema, n_reference=args.n_reference,
@@ -271,9 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("evaluate", help="FID/KID/precision-recall/... of a run or checkpoint")
     sp.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    sp.add_argument("--metrics", default="fid",
-                    help="comma list of fid,kid,pr,dc,is,classes (default fid); is and classes "
-                         "need --features classifier")
+    sp.add_argument("--metrics", default="",
+                    help="comma list of fid,kid,pr,dc,is,classes for images (default fid; is "
+                         "and classes need --features classifier), w2 for 2-D points")
     sp.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
     sp.add_argument("--n-reference", type=int,
                     help="compare with the first N reference images only (default: all of the "

@@ -25,12 +25,50 @@ class ConfigError(GanforgeError, ValueError):
     """A config value or override that cannot be used; the message says what to change."""
 
 
+class FrozenConfigError(ConfigError, AttributeError):
+    """An attempt to change a validated config."""
+
+
+class _Section:
+    """A part of the config tree that refuses changes once :func:`freeze` marked it: a
+    validated config stays what validation checked."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise FrozenConfigError(
+                f"this config was validated and cannot change ({type(self).__name__}.{name}); "
+                "make a changed copy with ganforge.config.apply_overrides(cfg, ['key=value']) "
+                "and validate that")
+        object.__setattr__(self, name, value)
+
+
+def _sections(cfg: "Config") -> list[_Section]:
+    return [cfg, *(getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                   if isinstance(getattr(cfg, f.name), _Section))]
+
+
+def freeze(cfg: "Config") -> "Config":
+    """Mark ``cfg`` and its sections read-only, in place (validation does this to its copy)."""
+    for part in _sections(cfg):
+        part.__dict__["_frozen"] = True
+    return cfg
+
+
+def thawed_copy(cfg: "Config") -> "Config":
+    """A changeable deep copy of ``cfg`` (validated or not), marked as not validated."""
+    out = copy.deepcopy(cfg)
+    for part in _sections(out):
+        part.__dict__.pop("_frozen", None)
+    out.__dict__.pop("_validated", None)
+    return out
+
+
 def _key(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Section):
     name: str = _key("gaussian2d", "dataset: the seed's 2-D Gaussian, an IDX dataset, the d2l "
                      "Pokemon sprites (found in the data roots or downloaded) or any image folder",
                      ("gaussian2d", "mnist", "fashion-mnist", "pokemon", "folder"))
@@ -51,12 +89,8 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    arch: str = _key("toy", "architecture: linear G / small MLP D for 2-D points, the tutorial's "
-                     "MLPs, the DCGAN family, StyleGAN2 (mapping network, modulated "
-                     "convolutions, noise inputs, skip G, residual D) or FastGAN (skip-layer "
-                     "excitation, self-supervised D); pure PyTorch",
-                     ("toy", "mlp", "dcgan", "stylegan2", "fastgan"))
+class ModelConfig(_Section):
+    arch: str = _key("toy", "architecture (the registered ones: see the choices); pure PyTorch")
     z_dim: int = _key(2, "latent dimension")
     g_width: int = _key(64, "DCGAN: G's base width n_G; StyleGAN2: channels(res) = "
                         "2 min(64 width / res, 4 width); FastGAN: 16 width at 4x4 halving to "
@@ -93,7 +127,7 @@ class ModelConfig:
 
 
 @dataclass
-class LossConfig:
+class LossConfig(_Section):
     name: str = _key("nonsaturating", "GAN loss", ("nonsaturating", "hinge", "wgan-gp", "lsgan"))
     real_label: float = _key(1.0, "target for real data; < 1 is one-sided label smoothing (the "
                              "TensorFlow tutorial uses 0.9)")
@@ -107,17 +141,18 @@ class LossConfig:
 
 
 @dataclass
-class OptimizerConfig:
+class OptimizerConfig(_Section):
     name: str = _key("adam", "optimizer", ("adam", "rmsprop", "sgd"))
     lr: float = _key(2e-4, "learning rate")
-    beta1: float = _key(0.9, "Adam beta1 (SGD: momentum)")
+    beta1: float = _key(0.9, "Adam beta1")
     beta2: float = _key(0.999, "Adam beta2")
     eps: float = _key(1e-8, "Adam/RMSprop epsilon (Keras uses 1e-7)")
     alpha: float = _key(0.99, "RMSprop smoothing (Keras calls it rho and defaults to 0.9)")
+    momentum: float = _key(0.0, "RMSprop and SGD momentum (0 = none)")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Section):
     epochs: int = _key(20, "passes over the data (the run ends earlier at train.max_minutes)")
     batch_size: int = _key(8, "images per step (the global batch under torchrun)")
     seed: int = _key(0, "base seed: weights, noise, data order")
@@ -158,7 +193,7 @@ class TrainConfig:
 
 
 @dataclass
-class ReportConfig:
+class ReportConfig(_Section):
     sample_every: int = _key(1, "epochs between sample grids (the tutorial saves every 50); 0 = "
                              "not by epochs (with sample_minutes=0: the last grid only)")
     sample_minutes: float = _key(0.0, "also save a grid when this much time passed since the "
@@ -172,7 +207,7 @@ class ReportConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(_Section):
     every: int = _key(0, "epochs between evaluations during training (FID for images, the exact "
                       "W2 for gaussian2d; the best is kept as checkpoint_best.pt); 0 = off")
     features: str = _key("classifier", "feature network of evaluation during training: the "
@@ -182,7 +217,7 @@ class EvalConfig:
 
 
 @dataclass
-class HealthConfig:
+class HealthConfig(_Section):
     warmup_epochs: int = _key(1, "no alarms during the first epochs (every GAN starts unbalanced)")
     warmup_kimg: float = _key(0.0, "nor before this many thousand images were seen (an epoch of a "
                               "small folder is too short a warm-up)")
@@ -195,7 +230,7 @@ class HealthConfig:
 
 
 @dataclass
-class Config:
+class Config(_Section):
     name: str = _key("custom", "the run's name (the preset's, unless overridden)")
     description: str = _key("", "one line describing the run (the preset's summary and citation)")
     data: DataConfig = field(default_factory=DataConfig)
@@ -217,9 +252,20 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
         cfg = cls()
-        for key, value in _flatten(d):
+        for key, value in _flatten(_migrated(d)):
             set_value(cfg, key, value)
         return cfg
+
+
+def _migrated(d: dict[str, Any]) -> dict[str, Any]:
+    """A config dict written by an older version, in today's keys: SGD read its momentum from
+    ``beta1`` before ``momentum`` existed."""
+    d = copy.deepcopy(d)
+    for section in ("optim_G", "optim_D"):
+        oc = d.get(section)
+        if isinstance(oc, dict) and oc.get("name") == "sgd" and "momentum" not in oc:
+            oc["momentum"] = oc.pop("beta1", 0.9)
+    return d
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -243,9 +289,10 @@ class KeySpec:
     help: str
 
 
-def key_specs() -> list[KeySpec]:
+def schema_specs() -> list[KeySpec]:
     """Every key a user may override (``train.epochs`` ...), with type, default, choices and
-    meaning, in schema order."""
+    meaning as the schema states them, in schema order. :func:`ganforge.validation.key_specs`
+    adds what the registries know (the architectures, which keys apply to which)."""
     specs = []
     root = Config()
     top = typing.get_type_hints(Config)
@@ -265,26 +312,7 @@ def key_specs() -> list[KeySpec]:
 
 def all_keys() -> list[str]:
     """Every dotted key a user may override, e.g. ``train.epochs``."""
-    return [s.key for s in key_specs()]
-
-
-def keys_markdown() -> str:
-    """The configuration reference as a Markdown table per section (docs/configuration.md)."""
-    out = ["# Configuration", "",
-           "Every key can be overridden on the command line as `key=value` after the preset "
-           "(`ganforge train mnist-mlp train.epochs=5`). This page is generated from the schema "
-           "(`ganforge presets --keys --markdown`); `ganforge presets --keys` prints the same.", ""]
-    section = None
-    for s in key_specs():
-        sec = s.key.split(".")[0] if "." in s.key else "run"
-        if sec != section:
-            section = sec
-            out += ["", f"## `{sec}`", "", "| key | type | default | choices | meaning |",
-                    "|---|---|---|---|---|"]
-        default = json.dumps(s.default)
-        choices = ", ".join(s.choices) if s.choices else ""
-        out.append(f"| `{s.key}` | {s.type} | `{default}` | {choices} | {s.help} |")
-    return "\n".join(out) + "\n"
+    return [s.key for s in schema_specs()]
 
 
 def _coerce(text: Any, typ: type, key: str) -> Any:
@@ -320,6 +348,9 @@ def set_value(cfg: Config, key: str, value: Any) -> None:
         raise ConfigError(
             f"unknown config key '{key}'.{hint} Run `ganforge presets --keys` to list every key."
         )
+    if cfg.__dict__.get("_frozen"):
+        raise FrozenConfigError(f"this config was validated and cannot change ({key}); use "
+                                "apply_overrides(cfg, [...]), which returns a changed copy")
     cfg.__dict__.pop("_validated", None)  # a changed config must be validated again
     *parents, leaf = key.split(".")
     obj: Any = cfg
@@ -331,8 +362,7 @@ def set_value(cfg: Config, key: str, value: Any) -> None:
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     """A copy of ``cfg`` with ``key=value`` overrides applied (``cfg`` itself is not changed)."""
-    cfg = copy.deepcopy(cfg)
-    cfg.__dict__.pop("_validated", None)
+    cfg = thawed_copy(cfg)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(

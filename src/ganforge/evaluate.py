@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import Config
-from .data import folder_path, is_image_folder, load_dataset, resolve_shape
-from .data.idx import IDX_DATASETS, load_idx_dataset
+from .data import describe, folder_path, is_image_folder, load_dataset, resolve_shape
+from .data.idx import load_idx_dataset
 from .data.images import folder_stamp, scan_folder
 from .data.roots import user_cache_dir
 from .errors import GanforgeError, require_range
@@ -35,8 +35,7 @@ from .io import atomic_write, resolve_checkpoint, write_json
 from .io.lock import refuse_if_locked, run_lock
 from .metrics.classifier import ClassifierFeatures
 from .metrics.features import InceptionFeatures
-from .metrics.gaussian import gaussian_metrics
-from .metrics.registry import METRICS, EvalInputs, display_names
+from .metrics.registry import METRICS, EvalInputs, default_metric, display_names, metrics_for
 
 FEATURES = ("inception", "classifier")
 REFERENCE_VERSION = 1
@@ -44,10 +43,12 @@ REFERENCE_VERSION = 1
 
 def eval_geometry(images: torch.Tensor, cfg: Config) -> torch.Tensor:
     """uint8 NCHW generated images -> the geometry of the reference images."""
-    if cfg.data.name in IDX_DATASETS and images.shape[-1] != 28:
-        if images.shape[-1] == 32:
-            return images[..., 2:30, 2:30].contiguous()
-        x = F.interpolate(images.float(), size=(28, 28), mode="bilinear", antialias=True,
+    side = describe(cfg.data).native_resolution
+    if side and images.shape[-1] != side:
+        pad = images.shape[-1] - side
+        if pad > 0 and pad % 2 == 0:  # the data was padded with a border to train: crop it
+            return images[..., pad // 2:pad // 2 + side, pad // 2:pad // 2 + side].contiguous()
+        x = F.interpolate(images.float(), size=(side, side), mode="bilinear", antialias=True,
                           align_corners=False)
         return x.round().clamp(0, 255).to(torch.uint8)
     return images
@@ -56,7 +57,7 @@ def eval_geometry(images: torch.Tensor, cfg: Config) -> torch.Tensor:
 def reference_images(cfg: Config, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """Real images for comparison (uint8 NCHW), their labels, and what identifies them."""
     data = resolve_shape(cfg.data)
-    if data.name in IDX_DATASETS:
+    if describe(data).reference == "test split":
         images, labels, _ = load_idx_dataset(data.name, "test", data.path or None,
                                              allow_download=data.download)
         x = torch.from_numpy(images).unsqueeze(1)
@@ -117,7 +118,7 @@ class FeatureExtractor:
             self.net = InceptionFeatures(inception_path, device=device,
                                          precision="bf16" if fast else "fp32")
         elif kind == "classifier":
-            if cfg.data.name not in IDX_DATASETS:
+            if not describe(cfg.data).classifier:
                 raise GanforgeError(f"--features classifier exists for MNIST and Fashion-MNIST, "
                                     f"not {cfg.data.name}; use --features inception")
             self.net = ClassifierFeatures(cfg.data.name, device=device, progress=progress,
@@ -183,17 +184,26 @@ def with_data_shape(cfg: Config, sample_shape: tuple[int, ...]) -> Config:
     return dataclasses.replace(cfg, data=data)
 
 
-def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, ...] = ("fid",),
+def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, ...] | None = None,
                        n: int = 10000, features: str = "inception", device: str = "cpu",
                        seed: int = 0, inception_path: str | None = None, progress: bool = True,
                        extractor: Any = None, n_reference: int | None = None,
                        num_classes: int = 0, fast: bool = False) -> dict[str, Any]:
     """Evaluate an in-memory generator (conditioned on ``num_classes`` classes, 0 = none)
     against the reference set (the test split, or the image folder), or its first
-    ``n_reference`` images; returns a flat dict of results."""
+    ``n_reference`` images; returns a flat dict of results. ``metrics``: names from the metric
+    registry that judge this data (default: the data's default metric, FID for images)."""
+    info = describe(cfg.data)
+    metrics = tuple(metrics) if metrics else (default_metric(info.kind).name,)
     bad = [m for m in metrics if m not in METRICS]
     if bad:
-        raise GanforgeError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
+        raise GanforgeError(f"unknown metric(s) {', '.join(bad)}; choose from "
+                            f"{', '.join(metrics_for(info.kind))}")
+    wrong = [m for m in metrics if METRICS[m].data != info.kind]
+    if wrong:
+        raise GanforgeError(f"{', '.join(wrong)} judge(s) {METRICS[wrong[0]].data}, and "
+                            f"{cfg.data.name} holds {info.kind}: use --metrics "
+                            f"{','.join(metrics_for(info.kind))}")
     require_range("--seed", seed, 0, 2 ** 63 - 1)
     if n > 10 ** 7 or (n_reference or 0) > 10 ** 7:
         raise GanforgeError(f"--n and --n-reference are at most 10,000,000 samples, got "
@@ -201,8 +211,15 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
     if n < 2:
         raise GanforgeError(f"--n must be at least 2, got {n}")
     t0 = time.perf_counter()
-    if cfg.data.name == "gaussian2d":
-        return {"features": "exact", **gaussian_metrics(G), "seconds": time.perf_counter() - t0}
+    if info.kind == "points":  # exact metrics: computed from G and the data's distribution
+        exact = EvalInputs(generator=G, gaussian=info.gaussian)
+        out = {"features": "exact"}
+        for name in metrics:
+            try:
+                out.update(METRICS[name].compute(exact))
+            except (ValueError, TypeError) as e:
+                raise GanforgeError(f"metric {name}: {e}") from None
+        return {**out, "seconds": time.perf_counter() - t0}
     # Wrong arguments are reported before the feature network is looked for (or trained).
     kind = extractor.kind if extractor is not None else features
     if any(METRICS[m].needs_classifier for m in metrics) and kind != "classifier":
@@ -232,7 +249,7 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
     return out
 
 
-def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] = ("fid",), n: int = 10000,
+def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None, n: int = 10000,
              features: str = "inception", device: str = "cpu", seed: int = 0,
              inception_path: str | None = None, progress: bool = True, write: bool = True,
              ema: bool = True, n_reference: int | None = None, fast: bool = False

@@ -12,7 +12,7 @@ from typing import Callable
 
 from .config import (Config, ConfigError, DataConfig, EvalConfig, HealthConfig, LossConfig,
                      ModelConfig, OptimizerConfig, ReportConfig, TrainConfig, apply_overrides)
-from .validation import validate
+from .validation import validate, without_inapplicable
 
 D2L = "Zhang, Lipton, Li & Smola, Dive into Deep Learning (d2l.ai)"
 TF_TUTORIAL = ("M. Murat Arat, \"Üretken Çekişmeli Ağlar (GANs) - 2. Bölüm\" (TensorFlow vanilla "
@@ -251,4 +251,10 @@ def from_preset(name: str, overrides: list[str] | None = None) -> Config:
     cfg = preset.build()
     cfg.name = preset.name
     cfg.description = f"{preset.summary}; after {preset.citation}"
-    return validate(apply_overrides(cfg, overrides or []))
+    cfg = apply_overrides(cfg, overrides or [])
+    chosen = {o.split("=", 1)[0].strip() for o in overrides or [] if "=" in o}
+    if chosen & {"model.arch", "optim_G.name", "optim_D.name"}:
+        # The preset's keys for its own architecture or optimizer mean nothing for the one an
+        # override chose; keys the overrides set themselves are still checked.
+        cfg = without_inapplicable(cfg, keep=chosen)
+    return validate(cfg)

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import gaussian2d
+from .data import real_points
 from .errors import GanforgeError, require_range
 from .io import atomic_write
 from .io.lock import lock_for_output
+from .models import architecture
 from .generator import (class_labels, interpolation_noise, load_generator, render, slerp,
                         strip_labels, truncated_noise, walk_noise)
 from .report.plots import save_grid, scatter_2d, to_uint8
@@ -28,9 +29,11 @@ __all__ = ["interpolation_noise", "sample", "slerp", "truncated_noise", "walk_no
            "write_animation", "write_samples"]
 
 
-def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write by the path's form: ``*.png`` a grid (a scatter for 2-D points), ``*.npy`` an array
-    (uint8 (N, H, W, C) for images, float32 (N, D) for points), anything else a folder of PNGs."""
+def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool = False,
+                  real: torch.Tensor | None = None) -> Path:
+    """Write by the path's form: ``*.png`` a grid (a scatter for 2-D points, over the ``real``
+    points when given), ``*.npy`` an array (uint8 (N, H, W, C) for images, float32 (N, D) for
+    points), anything else a folder of PNGs."""
     out = Path(out)
     is_image = samples.dim() == 4
     suffix = out.suffix.lower()
@@ -46,7 +49,7 @@ def write_samples(samples: torch.Tensor, out: str | os.PathLike, overwrite: bool
             cols = math.ceil(math.sqrt(len(samples)))
             save_grid(to_uint8(samples), out, math.ceil(len(samples) / cols), cols)
         else:
-            scatter_2d(gaussian2d(len(samples)).numpy(), samples.numpy(), out)
+            scatter_2d(samples[:0].numpy() if real is None else real.numpy(), samples.numpy(), out)
     elif suffix:
         raise GanforgeError(f"--out {out}: use a .png (grid), a .npy (array) or a folder name")
     else:
@@ -82,7 +85,7 @@ def sample(path: str | os.PathLike, n: int, out: str | os.PathLike, seed: int = 
     if class_index is not None and not 0 <= class_index < classes:
         raise GanforgeError(f"--class {class_index} is out of range: the model knows classes "
                             f"0..{classes - 1}")
-    if truncation is not None and hasattr(G, "truncation_psi"):
+    if truncation is not None and architecture(cfg.model.arch).latent_space == "w":
         # a style-based G truncates in w-space: w = w_avg + psi (w - w_avg); z stays untouched
         if not 0 <= truncation <= 1:
             raise GanforgeError(f"--truncation is psi in [0, 1] for a style-based generator "
@@ -115,7 +118,9 @@ def _write(G, cfg, shape, classes, out_path: Path, n: int, seed: int, device: st
         return write_samples(images, out_path, overwrite)
     z = truncated_noise(n, cfg.model.z_dim, seed, truncation)
     y = class_labels(n, classes, class_index)
-    return write_samples(render(G, z, device, y=y), out_path, overwrite)
+    samples = render(G, z, device, y=y)
+    real = real_points(cfg.data, len(samples)) if samples.dim() == 2 else None
+    return write_samples(samples, out_path, overwrite, real)
 
 
 def write_animation(frames: torch.Tensor, out: str | os.PathLike, fps: int = 12,

@@ -1,16 +1,22 @@
 """The rules a config must satisfy: ranges, choices and combinations, each broken rule a
-:class:`~ganforge.config.ConfigError` that says what to change. ``validate`` returns a validated
-copy; nothing changes it afterwards."""
+:class:`~ganforge.config.ConfigError` that says what to change. ``validate`` returns a validated,
+frozen copy: nothing can change it afterwards. What an architecture supports comes from the
+architecture registry, what a dataset is from :func:`ganforge.data.describe`."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import json
 import math
 import os
 import re
 
 from .augment import parse_policy
-from .config import Config, ConfigError, _flatten, key_specs
+from .config import (Config, ConfigError, KeySpec, ModelConfig, OptimizerConfig, _flatten,
+                     freeze, schema_specs, thawed_copy)
+from .data import describe
+from .errors import DataError
+from .models import ARCHITECTURES, architecture
 
 
 # Numeric keys: (lowest, highest, which end is excluded: "closed", "open" = the lowest, "high"
@@ -45,7 +51,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "optim_G.beta1": (0, 1, "high"), "optim_G.beta2": (0, 1, "high"),
     "optim_D.beta1": (0, 1, "high"), "optim_D.beta2": (0, 1, "high"),
     "loss.real_label": (0, 1, "open"), "train.lr_decay_start": (0, 1, "high"),
-    "model.d_recon": (0, 1e6, "closed"), "model.style_mixing": (0, 1, "closed"),
+    "model.d_recon": (0, 1e6, "closed"), "optim_G.momentum": (0, 1, "high"),
+    "optim_D.momentum": (0, 1, "high"), "model.style_mixing": (0, 1, "closed"),
     "train.ada_target": (0, 1, "both"), "train.ada_kimg": (0, 1e9, "open"),
 }
 HINTS = {"model.leaky_slope": "the slope of LeakyReLU's negative side, e.g. 0.2",
@@ -56,14 +63,104 @@ HINTS = {"model.leaky_slope": "the slope of LeakyReLU's negative side, e.g. 0.2"
          "model.style_mixing": "a probability", "train.ada_target": "ADA's target for r_t"}
 
 
+# Which optimizer reads which optim_* key.
+OPTIMIZER_KEYS = {"adam": ("lr", "beta1", "beta2", "eps"), "rmsprop": ("lr", "alpha", "eps", "momentum"),
+                  "sgd": ("lr", "momentum")}
+
+
+def _applies_to(key: str) -> str:
+    """Which architectures or optimizers read ``key`` ("" when every configuration does)."""
+    section, _, leaf = key.partition(".")
+    if section == "model" and leaf not in ("arch", "z_dim"):
+        names = [a.name for a in ARCHITECTURES.values() if key in a.applicable_keys()]
+        return "" if len(names) == len(ARCHITECTURES) else ", ".join(names)
+    if section in ("optim_G", "optim_D") and leaf != "name":
+        return ", ".join(n for n, keys in OPTIMIZER_KEYS.items() if leaf in keys)
+    return ""
+
+
+def key_specs() -> list[KeySpec]:
+    """Every key a user may override, with type, default, choices (the architectures from their
+    registry) and meaning, plus which architectures or optimizers read it."""
+    out = []
+    for spec in schema_specs():
+        choices, help = spec.choices, spec.help
+        if spec.key == "model.arch":
+            choices = tuple(ARCHITECTURES)
+            help = "architecture: " + "; ".join(f"{a.name} = {a.summary}"
+                                                 for a in ARCHITECTURES.values())
+        where = _applies_to(spec.key)
+        if where and spec.key != "model.arch":
+            help += f" [{where}]"
+        out.append(dataclasses.replace(spec, choices=choices, help=help))
+    return out
+
+
+def keys_markdown() -> str:
+    """The configuration reference as a Markdown table per section (docs/configuration.md)."""
+    out = ["# Configuration", "",
+           "Every key can be overridden on the command line as `key=value` after the preset "
+           "(`ganforge train mnist-mlp train.epochs=5`). This page is generated from the schema and the architecture registry "
+           "(`ganforge presets --keys --markdown`); `ganforge presets --keys` prints the same.", ""]
+    section = None
+    for s in key_specs():
+        sec = s.key.split(".")[0] if "." in s.key else "run"
+        if sec != section:
+            section = sec
+            out += ["", f"## `{sec}`", "", "| key | type | default | choices | meaning |",
+                    "|---|---|---|---|---|"]
+        default = json.dumps(s.default)
+        choices = ", ".join(s.choices) if s.choices else ""
+        out.append(f"| `{s.key}` | {s.type} | `{default}` | {choices} | {s.help} |")
+    return "\n".join(out) + "\n"
+
+
+def inapplicable_keys(cfg: Config) -> list[tuple[str, str]]:
+    """The model.* and optim_*.* keys set away from their defaults that the chosen architecture
+    or optimizer does not read, each with the sentence naming the keys that do apply."""
+    out = []
+    arch = ARCHITECTURES.get(cfg.model.arch)
+    if arch is not None:
+        applies = arch.applicable_keys()
+        default = ModelConfig()
+        for f in dataclasses.fields(ModelConfig):
+            key = f"model.{f.name}"
+            if key not in applies and getattr(cfg.model, f.name) != getattr(default, f.name):
+                out.append((key, f"model.arch={arch.name} reads {', '.join(applies)}"))
+    odefault = OptimizerConfig()
+    for section in ("optim_G", "optim_D"):
+        oc = getattr(cfg, section)
+        reads = OPTIMIZER_KEYS.get(oc.name, ())
+        for f in dataclasses.fields(OptimizerConfig):
+            if f.name != "name" and f.name not in reads and \
+                    getattr(oc, f.name) != getattr(odefault, f.name):
+                out.append((f"{section}.{f.name}", f"{section}.name={oc.name} reads "
+                            + ", ".join(f"{section}.{k}" for k in reads)))
+    return out
+
+
+def without_inapplicable(cfg: Config, keep: set[str]) -> Config:
+    """A copy of ``cfg`` whose inapplicable keys (:func:`inapplicable_keys`) are back at their
+    defaults, except those in ``keep`` (which validation then refuses). A preset's keys for its
+    own architecture or optimizer mean nothing once an override chose another one."""
+    out = thawed_copy(cfg)
+    for key, _ in inapplicable_keys(cfg):
+        if key in keep:
+            continue
+        section, leaf = key.split(".")
+        default = ModelConfig() if section == "model" else OptimizerConfig()
+        setattr(getattr(out, section), leaf, getattr(default, leaf))
+    return out
+
+
 def is_validated(cfg: Config) -> bool:
     """Whether ``cfg`` came out of :func:`validate` (and so needs no second check)."""
-    return getattr(cfg, "_validated", False)
+    return bool(cfg.__dict__.get("_validated", False))
 
 
 def validate(cfg: Config) -> Config:
-    """Check ranges and combinations; return a validated copy (``~`` in ``data.path`` expanded),
-    or raise :class:`ConfigError` saying what to change. Nothing changes the copy afterwards."""
+    """Check ranges and combinations; return a validated, frozen copy (``~`` in ``data.path``
+    expanded), or raise :class:`ConfigError` saying what to change."""
     flat = dict(_flatten(cfg.to_dict()))
     for spec in key_specs():
         value = flat[spec.key]
@@ -83,66 +180,83 @@ def validate(cfg: Config) -> Config:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", cfg.train.device):
         raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got "
                           f"{cfg.train.device!r}")
+    _check_model(cfg)
+    _check_training(cfg)
+    out = thawed_copy(cfg)
+    if out.data.path:  # `data.path=~/x` is not expanded by the shell
+        out.data.path = os.path.expanduser(out.data.path)
+    out.__dict__["_validated"] = True
+    return freeze(out)
+
+
+def _check_model(cfg: Config) -> None:
+    """The architecture against the data and the loss (the registry says what it supports)."""
+    arch = architecture(cfg.model.arch)
+    try:
+        data = describe(cfg.data)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    if arch.data != data.kind:
+        fits = [a.name for a in ARCHITECTURES.values() if a.data == data.kind]
+        raise ConfigError(
+            f"model.arch={arch.name} does not fit data.name={cfg.data.name}: {arch.name} learns "
+            f"{arch.data} and {cfg.data.name} holds {data.kind}; choose model.arch="
+            + " or ".join(fits))
+    if cfg.model.conditional and not arch.conditional:
+        able = [a.name for a in ARCHITECTURES.values() if a.conditional]
+        raise ConfigError(f"model.conditional=true needs model.arch={' or '.join(able)} (the "
+                          f"architectures that can be conditional); got model.arch={arch.name}")
+    if cfg.model.conditional and not data.labelled:
+        raise ConfigError("model.conditional=true needs labelled data (mnist, fashion-mnist or an "
+                          "image folder with class sub-folders)")
+    for key, applies in inapplicable_keys(cfg):
+        value = json.dumps(dict(_flatten(cfg.to_dict()))[key])
+        users = _applies_to(key)
+        raise ConfigError(f"{key}={value} does nothing here: {applies}. Leave {key} at its "
+                          f"default" + (f", or choose one that reads it ({users})" if users else ""))
+    error = arch.resolution_error(cfg.data.resolution)
+    if error:
+        raise ConfigError(error + " (use 32 for MNIST-like data, 64 for the Pokemon sprites)")
+    uses_input_grads = cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0
+    if uses_input_grads and arch.d_mixes_batch(cfg.model):
+        fix = ": set model.d_norm=none" if "model.d_norm" in arch.applicable_keys() else ""
+        raise ConfigError("gradient penalties (loss.name=wgan-gp, loss.r1_gamma > 0) are per-sample "
+                          f"and model.arch={arch.name}'s D uses BatchNorm, which mixes the samples "
+                          f"of a batch{fix}")
+    if cfg.data.channels not in (0, 1, 3):
+        raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.data.channels}")
+    if data.needs_path and not cfg.data.path:
+        raise ConfigError(f"data.path must name an image folder when "
+                          f"data.name={cfg.data.name}, e.g. data.path=~/pictures/cats")
+
+
+def _check_training(cfg: Config) -> None:
+    """Loss, augmentation and evaluation settings against each other and the data."""
+    data = describe(cfg.data)
     if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wgan-gp"):
         raise ConfigError(f"loss.real_label={cfg.loss.real_label} (label smoothing) applies to the "
                           f"nonsaturating and lsgan losses, not to {cfg.loss.name}; set "
                           "loss.real_label=1")
-    uses_input_grads = cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0
-    if uses_input_grads and cfg.model.arch == "dcgan" and cfg.model.d_norm == "batch":
-        raise ConfigError("gradient penalties (loss.name=wgan-gp, loss.r1_gamma > 0) are per-sample "
-                          "and BatchNorm mixes the samples of a batch: set model.d_norm=none")
-    if cfg.model.g_output != "tanh" and cfg.model.arch == "toy":
-        raise ConfigError("model.g_output chooses the last activation of the mlp and dcgan "
-                          "generators; the toy generator is linear: leave model.g_output=tanh")
-    if cfg.model.conditional and cfg.model.arch not in ("dcgan", "stylegan2", "fastgan"):
-        raise ConfigError(f"model.conditional=true needs model.arch=dcgan, stylegan2 or fastgan; got "
-                          f"model.arch={cfg.model.arch}")
-    if cfg.model.conditional and cfg.data.name == "gaussian2d":
-        raise ConfigError("model.conditional=true needs labelled data (mnist, fashion-mnist or an "
-                          "image folder with class sub-folders)")
     if cfg.train.augment:
         try:
             parse_policy(cfg.train.augment)
         except ValueError as e:
             raise ConfigError(f"train.augment: {e}") from None
-        if cfg.data.name == "gaussian2d":
-            raise ConfigError("train.augment (DiffAugment) is for images; leave it empty for "
-                              "gaussian2d")
-    if cfg.data.channels not in (0, 1, 3):
-        raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.data.channels}")
-    res = cfg.data.resolution
-    if cfg.model.arch in ("dcgan", "stylegan2") and res and (res < 8 or res & (res - 1)):
-        raise ConfigError(
-            f"data.resolution must be a power of two >= 8 for model.arch={cfg.model.arch}, got "
-            f"{res} (use 32 for MNIST-like data, 64 for the Pokemon sprites)"
-        )
-    if cfg.model.arch == "fastgan" and res and (res < 16 or res > 256 or res & (res - 1)):
-        raise ConfigError(f"data.resolution must be a power of two from 16 to 256 for "
-                          f"model.arch=fastgan, got {res}")
+        if data.kind != "images":
+            raise ConfigError(f"train.augment (DiffAugment) is for images; leave it empty for "
+                              f"{cfg.data.name}")
     if cfg.train.ada and cfg.train.augment:
         raise ConfigError("train.ada (adaptive augmentation) and train.augment (DiffAugment) are "
                           "two ways to augment D's inputs: choose one")
-    if (cfg.train.ada or cfg.train.xflip) and cfg.data.name == "gaussian2d":
-        raise ConfigError("train.ada and train.xflip augment images; leave them off for gaussian2d")
+    if (cfg.train.ada or cfg.train.xflip) and data.kind != "images":
+        raise ConfigError(f"train.ada and train.xflip augment images; leave them off for "
+                          f"{cfg.data.name}")
     if cfg.train.ada and cfg.loss.name == "wgan-gp":
         raise ConfigError("train.ada reads D's overfitting from the sign of its real logits, "
                           "which a WGAN critic does not have: use another loss.name")
-    if (cfg.model.arch == "toy") != (cfg.data.name == "gaussian2d"):
-        raise ConfigError(
-            f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: the toy model "
-            "is for 2-D points (gaussian2d) and image models are for image datasets"
-        )
     if cfg.eval.every and cfg.eval.n < 2:
         raise ConfigError(f"eval.n must be >= 2, got {cfg.eval.n}")
-    if (cfg.eval.every and cfg.eval.features == "classifier"
-            and cfg.data.name not in ("gaussian2d", "mnist", "fashion-mnist")):
-        raise ConfigError("eval.features=classifier exists for MNIST and Fashion-MNIST only; "
-                          "use eval.features=inception for image folders")
-    if cfg.data.name == "folder" and not cfg.data.path:
-        raise ConfigError("data.path must name an image folder when "
-                          "data.name=folder, e.g. data.path=~/pictures/cats")
-    out = copy.deepcopy(cfg)
-    if out.data.path:  # `data.path=~/x` is not expanded by the shell
-        out.data.path = os.path.expanduser(out.data.path)
-    object.__setattr__(out, "_validated", True)
-    return out
+    if (cfg.eval.every and cfg.eval.features == "classifier" and data.kind == "images"
+            and not data.classifier):
+        raise ConfigError(f"eval.features=classifier exists for MNIST and Fashion-MNIST only; "
+                          f"use eval.features=inception for {cfg.data.name}")

@@ -34,6 +34,50 @@ def gaussian2d(num_points: int = 1000, seed: int = 0) -> torch.Tensor:
     return X @ GAUSSIAN_A + GAUSSIAN_B
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, known from its config before it is loaded: validation, evaluation and
+    the explorer read this instead of asking for a dataset by name."""
+
+    kind: str  # "points" (rows of coordinates) or "images" (uint8 NCHW)
+    labelled: bool  # may carry class labels (a folder: when it has class sub-folders)
+    classifier: bool  # a domain classifier exists for it (``--features classifier``)
+    needs_path: bool = False  # data.path must name it
+    # Images are compared at this side (generated ones cropped or resized to it); 0 = as trained.
+    native_resolution: int = 0
+    reference: str = ""  # what evaluation compares with: "test split", "folder" ("" = exact)
+    # The exact distribution of points data, as (A, b): data = X A + b, X ~ N(0, I).
+    gaussian: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def describe(cfg: DataConfig) -> DatasetInfo:
+    """What the dataset ``cfg`` names is (see :class:`DatasetInfo`)."""
+    if cfg.name == "gaussian2d":
+        return DatasetInfo("points", labelled=False, classifier=False,
+                           gaussian=(GAUSSIAN_A, GAUSSIAN_B))
+    if cfg.name in IDX_DATASETS:
+        return DatasetInfo("images", labelled=True, classifier=True, native_resolution=28,
+                           reference="test split")
+    if cfg.name in FOLDER_DATASETS:
+        return DatasetInfo("images", labelled=True, classifier=False, reference="folder")
+    if cfg.name == "folder":
+        return DatasetInfo("images", labelled=True, classifier=False, needs_path=True,
+                           reference="folder")
+    raise DataError(f"unknown dataset '{cfg.name}'")
+
+
+def real_points(cfg: DataConfig, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` rows of a points dataset, to draw beside generated ones: fresh draws of its known
+    distribution (seeded), else its first ``n`` rows."""
+    info = describe(cfg)
+    if info.kind != "points":
+        raise DataError(f"{cfg.name} holds {info.kind}, not points")
+    if info.gaussian is not None:
+        A, b = info.gaussian
+        return torch.randn(n, A.shape[0], generator=torch.Generator().manual_seed(seed)) @ A + b
+    return load_dataset(cfg, seed).data[:n]
+
+
 @dataclass
 class InMemoryDataset:
     """A dataset resident in memory.
@@ -50,6 +94,11 @@ class InMemoryDataset:
     @property
     def is_image(self) -> bool:
         return self.data.dtype == torch.uint8
+
+    @property
+    def kind(self) -> str:
+        """"images" or "points", as :class:`DatasetInfo` says."""
+        return "images" if self.is_image else "points"
 
     def labels_at(self, index: torch.Tensor) -> torch.Tensor:
         """The labels of rows ``index``, on ``index``'s device."""

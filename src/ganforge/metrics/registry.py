@@ -1,6 +1,8 @@
 """The metric registry: each name a user can ask for (``--metrics fid,kid``) maps to a pure
-function of the evaluation's inputs and to the results it produces, with their display names.
-``evaluate``, evaluation during training, the text table and the HTML report all read it."""
+function of the evaluation's inputs, the kind of data it judges (images or points), and the
+results it produces, with their display names. ``evaluate``, evaluation during training,
+``ablate``, the text table and the HTML report all read it; the data's kind
+(:func:`ganforge.data.describe`) picks the metrics that apply."""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from torch import nn
 
 from .fid import fid_from_features
+from .gaussian import gaussian_metrics
 from .inception_score import inception_score
 from .kid import kid
 from .per_class import per_class
@@ -21,13 +26,16 @@ class EvalInputs:
     """Features (N, D) of the real and generated sets, the classifier's probabilities and the
     labels when there are any, and the generated classes asked for (conditional G)."""
 
-    real: np.ndarray
-    fake: np.ndarray
+    real: np.ndarray | None = None
+    fake: np.ndarray | None = None
     real_probs: np.ndarray | None = None
     fake_probs: np.ndarray | None = None
     real_labels: np.ndarray | None = None
     fake_labels: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
+    # Points data whose distribution is known exactly: the generator and the data's (A, b).
+    generator: nn.Module | None = None
+    gaussian: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,13 @@ class Metric:
     compute: Callable[[EvalInputs], dict[str, Any]]
     results: tuple[tuple[str, str], ...]  # (result key, display name); key_std is its spread
     needs_classifier: bool = False  # uses class probabilities: --features classifier
+    data: str = "images"  # the kind of data it judges: "images" (from features) or "points"
+    default: bool = False  # the one evaluation during training and ``ablate`` use for its data
+
+    @property
+    def exact(self) -> bool:
+        """Computed from the generator itself, not from features of samples."""
+        return self.data == "points"
 
 
 def _kid(x: EvalInputs) -> dict[str, Any]:
@@ -67,28 +82,47 @@ def _classes(x: EvalInputs) -> dict[str, Any]:
                                  list(x.class_names), fake_labels=x.fake_labels)}
 
 
+def _exact(x: EvalInputs) -> dict[str, Any]:
+    if x.generator is None or x.gaussian is None:
+        raise ValueError("the exact metrics need points data whose distribution is known")
+    return gaussian_metrics(x.generator, *x.gaussian)
+
+
 METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("fid", lambda x: {"fid": fid_from_features(x.real, x.fake)}, (("fid", "FID"),)),
+    Metric("fid", lambda x: {"fid": fid_from_features(x.real, x.fake)}, (("fid", "FID"),),
+           default=True),
     Metric("kid", _kid, (("kid", "KID"),)),
     Metric("pr", _pr, (("precision", "precision"), ("recall", "recall"))),
     Metric("dc", _dc, (("density", "density"), ("coverage", "coverage"))),
     Metric("is", _is, (("is", "Inception Score"),), needs_classifier=True),
     Metric("classes", _classes, (), needs_classifier=True),
+    # The 2-D toy's linear G is exactly Gaussian: its distance to the data needs no sampling.
+    Metric("w2", _exact, (("mean_error", "mean error"), ("cov_rel_error", "covariance error (rel.)"),
+                          ("w2", "2-Wasserstein")), data="points", default=True),
 ]}
-
-# Results of the exact evaluation of the 2-D toy (no features, no registry entry to ask for).
-EXACT_RESULTS = (("mean_error", "mean error"), ("cov_rel_error", "covariance error (rel.)"),
-                 ("w2", "2-Wasserstein"))
 
 
 def display_names() -> dict[str, str]:
     """Every scalar result key -> its display name, in table order."""
-    names = {key: label for m in METRICS.values() for key, label in m.results}
-    names.update(EXACT_RESULTS)
-    return names
+    return {key: label for m in METRICS.values() for key, label in m.results}
 
 
-def training_metric_key(features: str, exact: bool) -> str:
-    """The metrics.jsonl key of evaluation during training: ``eval_w2`` for the toy's exact
-    distance, else ``eval_fid_<features>``."""
-    return "eval_w2" if exact else f"eval_fid_{features}"
+def metrics_for(kind: str) -> list[str]:
+    """The metrics that judge data of ``kind`` ("images" or "points")."""
+    return [m.name for m in METRICS.values() if m.data == kind]
+
+
+def default_metric(kind: str) -> Metric:
+    """The metric evaluation during training and ``ablate`` use for data of ``kind``."""
+    return next(m for m in METRICS.values() if m.data == kind and m.default)
+
+
+def training_metric_key(metric: Metric, features: str) -> str:
+    """The metrics.jsonl key of evaluation during training: ``eval_<metric>`` for an exact
+    metric (``eval_w2``), else ``eval_<metric>_<features>`` (``eval_fid_inception``)."""
+    return f"eval_{metric.name}" if metric.exact else f"eval_{metric.name}_{features}"
+
+
+def headline(metric: Metric) -> str:
+    """The result key a metric is ranked by (its last result: fid, w2)."""
+    return metric.results[-1][0]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import ModelConfig
 from .blocks import D_block, G_block, output_activation
+from .registry import Architecture, register, square_image
 
 
 def _check_resolution(resolution: int) -> int:
@@ -68,7 +70,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (N, C, R, R) [+ labels y (N,) int64] -> logits (N, 1, 1, 1)."""
+    """image (N, C, R, R) [+ labels y (N,) int64] -> logits (N, 1)."""
 
     def __init__(self, img_channels: int = 3, img_resolution: int = 64, width: int = 64,
                  alpha: float = 0.2, act: str = "leaky_relu", norm: str = "batch",
@@ -88,9 +90,23 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is None:
-            return self.net(x)
+            return self.net(x).flatten(1)
         _check_labels(y, self.num_classes)
         features = self.net[:-1](x)
-        logits = self.net[-1](features)
+        logits = self.net[-1](features).flatten(1)
         projection = (self.embed(y) * features.sum((2, 3))).sum(1)
-        return logits + projection.view(-1, 1, 1, 1)
+        return logits + projection.view(-1, 1)
+
+
+def _build(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+    c, h = square_image("DCGAN", shape, classes, cfg.conditional)
+    return (DCGANGenerator(cfg.z_dim, c, h, cfg.g_width, num_classes=classes, output=cfg.g_output),
+            DCGANDiscriminator(c, h, cfg.d_width, cfg.leaky_slope, cfg.d_activation,
+                               norm=cfg.d_norm, num_classes=classes))
+
+
+register(Architecture(
+    "dcgan", "the DCGAN family (d2l's at 64x64), conditional BatchNorm and a projection D "
+    "when conditional", _build, data="images", resolutions=(8, 0), conditional=True,
+    keys=("g_width", "d_width", "leaky_slope", "d_activation", "d_norm", "g_output"),
+    d_mixes_batch=lambda cfg: cfg.d_norm == "batch"))

@@ -11,7 +11,7 @@ mode (a sample depends on its latent only). Conditional: BatchNorms become class
 
 Discriminator: a stride-2 stem, then residual down-blocks (a 4x4 stride-2 and a 3x3 convolution
 beside an average-pool + 1x1 shortcut) to 4x4, a 4x4 head to one logit, and a projection term
-for classes. *Self-supervised reconstruction*: called with ``reconstruct=True`` on real images,
+for classes. *Self-supervised reconstruction*: called with ``aux=True`` on real images,
 D also decodes its 8x8 features into the image at a quarter of the area and returns the mean
 squared error, so D must keep a description of the whole image rather than a few memorised
 details -- FastGAN's regulariser against D overfitting a small folder.
@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ModelConfig
 from .blocks import ConditionalBatchNorm2d
+from .registry import Architecture, ArchTerm, register, square_image
 
 # Channels per resolution, as multiples of the width (FastGAN's nfc table).
 _G_MULT = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5}
@@ -203,8 +205,8 @@ class Decoder(nn.Module):
 
 
 class FastGANDiscriminator(nn.Module):
-    """image (N, C, R, R) [+ labels y] -> logits (N, 1, 1, 1); with ``reconstruct=True`` also
-    the reconstruction error of the (augmented) input, a 0-d tensor."""
+    """image (N, C, R, R) [+ labels y] -> logits (N, 1); with ``aux=True`` also
+    ``{"recon": the reconstruction error of the (augmented) input, a 0-d tensor}``."""
 
     def __init__(self, img_channels: int = 3, img_resolution: int = 64, width: int = 32,
                  num_classes: int = 0) -> None:
@@ -224,22 +226,34 @@ class FastGANDiscriminator(nn.Module):
         self.recon_resolution = max(8, R // 2)
         self.decoder = Decoder(d_channels(8, width), img_channels, self.recon_resolution, width)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, reconstruct: bool = False):
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, aux: bool = False):
         h = self.stem(x)
         feat8 = None
         for down in self.downs:
             if h.shape[-1] == 8:
                 feat8 = h
             h = down(h)
-        logits = self.head(h)
+        logits = self.head(h).flatten(1)
         if self.embed is not None:
             if y is None:
                 raise ValueError(f"this model is class-conditional ({self.num_classes} classes): "
                                  "pass labels y")
-            logits = logits + (self.embed(y) * h.sum((2, 3))).sum(1).view(-1, 1, 1, 1)
-        if not reconstruct:
+            logits = logits + (self.embed(y) * h.sum((2, 3))).sum(1).view(-1, 1)
+        if not aux:
             return logits
         feat8 = h if feat8 is None else feat8
         target = F.adaptive_avg_pool2d(x.detach(), self.recon_resolution)
         recon = self.decoder(feat8)
-        return logits, F.mse_loss(recon.float(), target.float())
+        return logits, {"recon": F.mse_loss(recon.float(), target.float())}
+
+
+def _build(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+    c, h = square_image("FastGAN", shape, classes, cfg.conditional)
+    return (FastGANGenerator(cfg.z_dim, c, h, cfg.g_width, classes),
+            FastGANDiscriminator(c, h, cfg.d_width, classes))
+
+
+register(Architecture(
+    "fastgan", "FastGAN (skip-layer excitation, self-supervised D)", _build, data="images",
+    resolutions=(16, 256), conditional=True, keys=("g_width", "d_width", "d_recon"),
+    d_terms=(ArchTerm("recon", "model.d_recon"),)))

@@ -7,7 +7,9 @@ import math
 import torch
 from torch import nn
 
+from ..config import ModelConfig
 from .blocks import activation, output_activation
+from .registry import Architecture, register
 
 
 class MLPGenerator(nn.Module):
@@ -56,3 +58,12 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x)
+
+
+def _build(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+    return (MLPGenerator(cfg.z_dim, shape, cfg.leaky_slope, cfg.g_output),  # type: ignore[arg-type]
+            MLPDiscriminator(shape, cfg.leaky_slope, cfg.d_activation))  # type: ignore[arg-type]
+
+
+register(Architecture("mlp", "the TensorFlow tutorial's fully connected G and D", _build,
+                      data="images", keys=("leaky_slope", "g_output", "d_activation")))

@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ModelConfig
+from .registry import Architecture, register, square_image
+
 SQRT2 = math.sqrt(2.0)
 
 
@@ -308,3 +311,18 @@ class StyleGAN2Discriminator(nn.Module):
                                  "pass labels y")
             out = out + (self.embed(y) * h).sum(dim=1, keepdim=True)
         return out
+
+
+def _build(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+    c, h = square_image("StyleGAN2", shape, classes, cfg.conditional)
+    return (StyleGAN2Generator(cfg.z_dim, c, h, cfg.g_width, classes, cfg.w_dim,
+                               cfg.mapping_layers, cfg.style_mixing),
+            StyleGAN2Discriminator(c, h, cfg.d_width, classes))
+
+
+# Equalized layers are not nn.Conv2d/nn.Linear: spectral normalisation would wrap nothing.
+register(Architecture(
+    "stylegan2", "StyleGAN2 (mapping network, modulated convolutions, noise inputs, skip G, "
+    "residual D)", _build, data="images", resolutions=(8, 0), conditional=True,
+    self_initialised=True, spectral_norm=False, latent_space="w",
+    keys=("g_width", "d_width", "w_dim", "mapping_layers", "style_mixing")))

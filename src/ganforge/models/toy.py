@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import ModelConfig
+from .registry import Architecture, register
+
 
 class ToyGenerator(nn.Module):
     """G = Linear(z_dim, data_dim): z ~ N(0, I) mapped affinely, so G(z) is exactly Gaussian."""
@@ -37,3 +40,12 @@ class ToyDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x)
+
+
+def _build(cfg: ModelConfig, shape: tuple[int, ...], classes: int) -> tuple[nn.Module, nn.Module]:
+    hidden = (cfg.d_hidden, cfg.d_hidden) if cfg.d_hidden else (5, 3)
+    return ToyGenerator(cfg.z_dim, shape[0]), ToyDiscriminator(shape[0], hidden)
+
+
+register(Architecture("toy", "d2l's linear G and small MLP D for 2-D points", _build,
+                      data="points", keys=("d_hidden",)))

@@ -75,6 +75,10 @@ def loss_figure(records: Sequence[dict], title: str = ""):
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.plot(epochs, [r["loss_D"] for r in records], marker="o", ms=3, label="discriminator")
     ax.plot(epochs, [r["loss_G"] for r in records], marker="o", ms=3, label="generator")
+    # D's regularisers, each under its own name (unweighted; dashed)
+    for key in sorted({k for r in records for k in r if k.startswith("loss_D_")}):
+        ax.plot(epochs, [r.get(key) if r.get(key) is not None else float("nan") for r in records],
+                ls="--", marker=".", ms=3, label=f"D: {key[7:]}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     if epochs:

@@ -14,7 +14,7 @@ from ..io.atomic import WriteError, run_path
 _SCALARS = {"loss_D": "loss/D", "loss_G": "loss/G", "acc_D": "D/accuracy", "lr_G": "lr/G",
             "lr_D": "lr/D", "examples_per_sec": "speed/examples_per_sec",
             "diversity": "health/sample_diversity", "augment_p": "augment/p",
-            "ada_rt": "augment/r_t"}
+            "ada_rt": "augment/r_t", "penalty_D": "loss/D_penalty"}
 
 
 class TensorBoardLogger:
@@ -53,7 +53,8 @@ class TensorBoardLogger:
             return
         step = record["images_seen"]
         for key, value in record.items():
-            tag = _SCALARS.get(key) or (f"eval/{key[5:]}" if key.startswith("eval_") else None)
+            tag = (_SCALARS.get(key) or (f"eval/{key[5:]}" if key.startswith("eval_") else None)
+                   or (f"loss/D_{key[7:]}" if key.startswith("loss_D_") else None))
             if tag and isinstance(value, (int, float)):
                 self.writer.add_scalar(tag, value, step)
         self.writer.flush()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import gaussian2d
+from ..data import real_points
 from ..editing import MIX_GROUPS, Editor, EditState, latent_from_array
 from ..errors import CheckpointError, GanforgeError
 from ..generator import (discriminator_from_state, generator_from_state, load_exported,
@@ -269,7 +269,7 @@ class Explorer:
         once per checkpoint."""
         if getattr(self, "_plane_for", None) == self.stamp:
             return self._plane_cache
-        real = gaussian2d(POINTS).numpy()
+        real = real_points(self.loaded.cfg.data, POINTS).numpy()
         mu, sd = real.mean(0), real.std(0)
         half = 4 * sd.max()
         lo, hi = mu - half, mu + half

@@ -1,6 +1,6 @@
-"""Evaluation during training (``eval.every``): the metric of the registry's choice for the
-data (FID, or the toy's exact W2) on G_ema, logged per epoch; the best value's state is kept as
-``checkpoint_best.pt``."""
+"""Evaluation during training (``eval.every``): the metric registry's default for the data's
+kind (FID for images, the exact W2 for points of a known distribution) on G_ema, logged per
+epoch; the best value's state is kept as ``checkpoint_best.pt``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from .. import distributed
 from ..config import Config
 from ..evaluate import FeatureExtractor, evaluate_generator, reference_features, with_data_shape
 from ..io import BEST_CHECKPOINT_NAME, save_checkpoint
-from ..metrics.registry import training_metric_key
+from ..data import describe
+from ..metrics.registry import default_metric, headline, training_metric_key
 from .state import Position
 from .step import GAN
 
@@ -22,14 +23,14 @@ class TrainingEvaluator:
         self.run_dir, self.gan, self.position, self.quiet = run_dir, gan, position, quiet
         self.cfg = with_data_shape(cfg, gan.sample_shape)
         self.extractor: FeatureExtractor | None = None
-        self.exact = cfg.data.name == "gaussian2d"
+        self.metric = default_metric(describe(cfg.data).kind)
 
     def prepare(self) -> None:
         """Build what evaluation needs once per machine (the domain classifier, trained on first
         use; the reference set's features) before the run's clock starts, so that
         ``train.max_minutes`` is spent on training and its evaluations, not on cache setup."""
         cfg = self.cfg
-        if not distributed.is_main() or not cfg.eval.every or self.exact or self.extractor:
+        if not distributed.is_main() or not cfg.eval.every or self.metric.exact or self.extractor:
             return
         # Progress bars for this one-time work (it can take minutes), none for each epoch's.
         self.extractor = FeatureExtractor(cfg.eval.features, cfg, str(self.gan.device), None,
@@ -44,12 +45,12 @@ class TrainingEvaluator:
             return
         self.prepare()
         cfg = self.cfg
-        res = evaluate_generator(self.gan.G_sample, cfg, metrics=("fid",), n=cfg.eval.n,
+        res = evaluate_generator(self.gan.G_sample, cfg, metrics=(self.metric.name,), n=cfg.eval.n,
                                  device=str(self.gan.device), seed=cfg.train.seed,
                                  progress=False, extractor=self.extractor,
                                  num_classes=self.gan.num_classes)
-        key = training_metric_key(res["features"], self.exact)
-        value = res["w2"] if self.exact else res["fid"]
+        key = training_metric_key(self.metric, res["features"])
+        value = res[headline(self.metric)]
         record[key] = value
         best = self.position.best
         if best is None or value < best[1]:

@@ -1,17 +1,60 @@
-"""What a resume may change: overrides a checkpoint cannot continue with exactly are refused here,
-before any file of the run changes (the table is in docs/robustness.md)."""
+"""Resume, in one place: read the checkpoint once, rebuild its config with the overrides, refuse
+(before any file of the run changes) what a checkpoint cannot continue with exactly, and after
+the GAN is restored, give the optimizers this config's hyperparameters. The table of what an
+override means on resume is in docs/robustness.md."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ..config import Config
+import torch
+
+from ..config import Config, apply_overrides
 from ..errors import GanforgeError
+from ..io import load_checkpoint, resolve_checkpoint
+from ..io.lock import refuse_if_locked
+from ..validation import validate
+from .state import Position
 
 
-def check_resume_overrides(cfg: Config, state: dict[str, Any]) -> None:
-    """Refuse, before any file changes, overrides a checkpoint cannot continue with exactly."""
+@dataclass
+class Resumption:
+    """A checkpoint read for resuming: where the run is, its state, and the config to go on with
+    (the saved one with the overrides applied, validated)."""
+
+    run_dir: Path
+    checkpoint: Path
+    state: dict[str, Any]
+    cfg: Config
+    saved: Config  # the config the checkpoint was trained with
+
+
+def prepare_resume(run: str | os.PathLike, overrides: Sequence[str] = (),
+                   cfg: Config | None = None) -> Resumption:
+    """Read the latest checkpoint of the run directory ``run`` (or the checkpoint file ``run``)
+    and the config to resume with: ``cfg`` when given, else the saved config with ``overrides``.
+    Refuses a locked run and overrides the checkpoint cannot continue with; writes nothing."""
+    ckpt = resolve_checkpoint(run)
+    run_dir = ckpt.parent
+    refuse_if_locked(run_dir)
+    state = load_checkpoint(ckpt)  # on the CPU: restoring moves each tensor to its device
     saved = Config.from_dict(state["config"])
+    if cfg is None:
+        cfg = validate(apply_overrides(saved, list(overrides)))
+    elif overrides:
+        cfg = validate(apply_overrides(cfg, list(overrides)))
+    else:
+        cfg = validate(cfg)
+    check_resume_overrides(cfg, saved, state)
+    return Resumption(run_dir, ckpt, state, cfg, saved)
+
+
+def check_resume_overrides(cfg: Config, saved: Config, state: dict[str, Any]) -> None:
+    """Refuse, before any file changes, overrides a checkpoint cannot continue with exactly."""
     mid_epoch = state.get("position", {}).get("step_in_epoch", 0) > 0
     if mid_epoch and saved.train.batch_size != cfg.train.batch_size:
         raise GanforgeError(
@@ -26,20 +69,27 @@ def check_resume_overrides(cfg: Config, state: dict[str, Any]) -> None:
                                 f"start a new run to change the optimizer")
 
 
-def apply_optimizer_settings(trainer: Any, saved: Config) -> None:
-    """On resume: the optimizers' saved state brings back the saved hyperparameters; set the
-    ones of this config instead, so overrides take effect from the first resumed step. A
-    changed learning rate also ends a rollback's lowering (the user chose a new rate)."""
-    if (trainer.cfg.optim_G.lr, trainer.cfg.optim_D.lr) != (saved.optim_G.lr, saved.optim_D.lr):
-        trainer.pos.lr_scale = 1.0
-    for opt, oc in ((trainer.gan.opt_G, trainer.cfg.optim_G), (trainer.gan.opt_D, trainer.cfg.optim_D)):
+def apply_optimizer_settings(optimizers: Sequence[torch.optim.Optimizer], cfg: Config,
+                             saved: Config, position: Position) -> None:
+    """After restoring: the optimizers' saved state brought back the saved hyperparameters; set
+    the ones of ``cfg`` instead, so overrides take effect from the first resumed step. A changed
+    learning rate also ends a rollback's lowering (the user chose a new rate). The learning
+    rates themselves are set by the trainer's schedule. Momentum turned on at a resume starts
+    from a zero buffer, as it does at the start of a run."""
+    if (cfg.optim_G.lr, cfg.optim_D.lr) != (saved.optim_G.lr, saved.optim_D.lr):
+        position.lr_scale = 1.0
+    for opt, oc in zip(optimizers, (cfg.optim_G, cfg.optim_D)):
         for group in opt.param_groups:
-            if "betas" in group:
+            if oc.name == "adam":
                 group["betas"] = (oc.beta1, oc.beta2)
-            if oc.name == "sgd":  # beta1 is SGD's momentum; RMSprop's momentum stays as built
-                group["momentum"] = oc.beta1
-            if "alpha" in group:
+            if oc.name in ("rmsprop", "sgd"):
+                group["momentum"] = oc.momentum
+            if oc.name == "rmsprop":
                 group["alpha"] = oc.alpha
-            if "eps" in group:
+            if oc.name in ("adam", "rmsprop"):
                 group["eps"] = oc.eps
-    trainer.set_lr()
+            if oc.name == "rmsprop" and oc.momentum > 0:
+                for p in group["params"]:
+                    st = opt.state.get(p)
+                    if st and "momentum_buffer" not in st:
+                        st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)

@@ -18,6 +18,7 @@ class Position:
 
     order_gen: torch.Generator  # draws each epoch's permutation of the data
     epoch_start_order: torch.Tensor  # order_gen's state when the current epoch began
+    names: tuple[str, ...] = StepStats.FIELDS  # what each entry of ``sums`` sums
     step_in_epoch: int = 0  # 0 at an epoch boundary
     sums: torch.Tensor = field(default_factory=lambda: torch.zeros(4, dtype=torch.float64))
     seen: int = 0  # examples seen in the current epoch
@@ -27,9 +28,12 @@ class Position:
     best: tuple[int, float, str] | None = None  # (epoch, value, metric key) of checkpoint_best
 
     @classmethod
-    def start(cls, seed: int) -> "Position":
+    def start(cls, seed: int, names: tuple[str, ...] = StepStats.FIELDS) -> "Position":
+        """At the start of a run whose steps report the statistics ``names``
+        (:meth:`StepStats.names`)."""
         gen = torch.Generator().manual_seed(seed)
-        return cls(order_gen=gen, epoch_start_order=gen.get_state())
+        return cls(order_gen=gen, epoch_start_order=gen.get_state(), names=tuple(names),
+                   sums=torch.zeros(len(names), dtype=torch.float64))
 
     def begin_epoch(self) -> None:
         """At an epoch boundary: remember where the permutation starts and clear the sums; in the
@@ -41,9 +45,20 @@ class Position:
         else:
             self.order_gen.set_state(self.epoch_start_order)
 
-    def means(self) -> dict[str, float]:
-        """The epoch's running means of the step statistics, by name."""
-        return dict(zip(StepStats.FIELDS, (self.sums / max(self.seen, 1)).tolist()))
+    def means(self) -> dict[str, float | None]:
+        """The epoch's running means of the step statistics, by name; a term's mean is over the
+        steps it ran (None when a lazy term has not run yet this epoch)."""
+        sums = dict(zip(self.names, self.sums.tolist()))
+        out: dict[str, float | None] = {}
+        for name, total in sums.items():
+            if name.startswith("ran_"):
+                continue
+            ran = sums.get(f"ran_{name[len('loss_D_'):]}") if name.startswith("loss_D_") else None
+            if ran is None:
+                out[name] = total / max(self.seen, 1)
+            else:
+                out[name] = total / ran if ran else None
+        return out
 
     def state_dict(self, elapsed: float, lr_G: float, lr_D: float) -> dict[str, Any]:
         return {"epoch_start_order": self.epoch_start_order,
@@ -57,8 +72,9 @@ class Position:
         self.epoch_start_order = pos["epoch_start_order"].cpu()
         self.order_gen.set_state(pos["order_gen"].cpu())
         self.step_in_epoch, self.seen = pos["step_in_epoch"], pos["seen"]
-        self.sums = torch.zeros(4, dtype=torch.float64)
-        self.sums[: len(pos["sums"])] = pos["sums"]  # checkpoints before 0.2 kept three sums
+        self.sums = torch.zeros(len(self.names), dtype=torch.float64)
+        saved = pos["sums"][: len(self.names)]
+        self.sums[: len(saved)] = saved  # checkpoints before 0.2 kept three sums
         self.lr_scale = pos.get("lr_scale", 1.0)
         self.retries = pos["retries"]
         self.elapsed = pos["elapsed"]
@@ -70,10 +86,7 @@ class StepReduction:
     """What every rank contributes after a step, summed over the ranks in one all-reduce: the
     step statistics weighted by the rank's examples, and the decisions all ranks take together."""
 
-    loss_D: float
-    loss_G: float
-    acc_D: float
-    penalty: float
+    stats: list[float]  # the step statistics (StepStats.stacked) times the examples
     examples: float  # this rank's examples in the step
     stop: float  # a signal asked this rank to stop
     checkpoint: float  # this rank's checkpoint timer is due
@@ -92,10 +105,11 @@ class StepReduction:
 
     @classmethod
     def from_tensor(cls, t: torch.Tensor) -> "StepReduction":
-        return cls(*t.tolist())
+        values = t.tolist()
+        return cls(values[:-5], *values[-5:])
 
-    def means(self) -> tuple[float, float, float, float]:
-        """The global batch's mean (loss_D, loss_G, acc_D, penalty)."""
-        n = self.examples
-        return self.loss_D / n, self.loss_G / n, self.acc_D / n, self.penalty / n
+    def means(self) -> list[float]:
+        """The global batch's mean statistics (loss_D, loss_G, acc_D, penalty, then the terms'
+        values and ran-flags), in :meth:`StepStats.names`' order."""
+        return [v / self.examples for v in self.stats]
 

@@ -1,7 +1,7 @@
 """G, D, their optimizers and the one update every model takes.
 
-Each step: D on the real batch and on a *detached* fake batch (plus the configured penalty: WGAN-GP,
-lazy R1), then G on the *same* fake batch (the seeds recompute it; reusing it saves one G forward
+Each step: D on the real batch and on a *detached* fake batch (plus the terms of its objective:
+WGAN-GP, lazy R1, an architecture's own, see :mod:`.objective`), then G on the *same* fake batch (the seeds recompute it; reusing it saves one G forward
 per step), with D's parameters frozen during G's backward so no gradient is computed for them;
 then the G_ema update. DiffAugment, when on, sits in front of every D call.
 """
@@ -22,6 +22,7 @@ from ..losses import DECISION_THRESHOLD, LOSSES, d_accuracy, gradient_penalty, r
 from ..models import build_models, class_count
 from ..runtime import AMP_DTYPES, resolve_precision
 from .ema import EMA
+from .objective import Term, d_terms
 
 
 def make_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -34,9 +35,10 @@ def make_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
                                 fused=fused or None)
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps)
+        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps,
+                                   momentum=cfg.momentum)
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.beta1)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
     raise GanforgeError(f"unknown optimizer {cfg.name!r}")
 
 
@@ -47,12 +49,21 @@ class StepStats:
     loss_D: torch.Tensor
     loss_G: torch.Tensor
     acc_D: torch.Tensor  # share of real and fake inputs D classified correctly
-    penalty: torch.Tensor  # regularisers added to D's loss: gradient penalty, reconstruction
+    penalty: torch.Tensor  # D's terms beyond the adversarial loss, weighted and summed
+    # Per term of D's objective: its unweighted value and 1 (or 0 and 0 on a step a lazy term
+    # skipped), in the objective's order.
+    terms: tuple[torch.Tensor, ...] = ()
 
     FIELDS = ("loss_D", "loss_G", "acc_D", "penalty")
 
+    @staticmethod
+    def names(terms: tuple[Term, ...]) -> tuple[str, ...]:
+        """The names of :meth:`stacked`'s entries for an objective with ``terms``."""
+        return StepStats.FIELDS + tuple(n for t in terms for n in (f"loss_D_{t.name}",
+                                                                    f"ran_{t.name}"))
+
     def stacked(self) -> torch.Tensor:
-        return torch.stack([getattr(self, f) for f in self.FIELDS])
+        return torch.stack([*(getattr(self, f) for f in self.FIELDS), *self.terms])
 
 
 class GAN:
@@ -101,8 +112,8 @@ class GAN:
         self.ada = (AdaptiveAugment(device, t.ada_target, t.ada_kimg, self.threshold or 0.0)
                     if t.ada else None)
         self.d_terms = 2.0 if cfg.loss.d_terms == "sum" else 1.0
-        # FastGAN's D reconstructs the real images it sees (a regulariser added to D's loss).
-        self.recon_weight = cfg.model.d_recon if cfg.model.arch == "fastgan" else 0.0
+        self.terms = d_terms(cfg)  # D's regularisers, summed after its adversarial loss
+        self.stat_names = StepStats.names(self.terms)
         self.step = 0
         self.epoch = 0
         self.images_seen = 0
@@ -125,15 +136,15 @@ class GAN:
                 x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _D(self, x: torch.Tensor, y: torch.Tensor | None, reconstruct: bool = False,
+    def _D(self, x: torch.Tensor, y: torch.Tensor | None, aux: bool = False,
            augment: bool = True):
         """D on ``x`` after DiffAugment or ADA (when on and ``augment``), as float32 logits; with
-        ``reconstruct``, also D's self-supervised reconstruction loss on that input."""
+        ``aux``, also the terms D computes itself on that input (a dict by term name)."""
         if augment:
             x = self._augmented(x)
-        if reconstruct:
-            logits, recon = self.D_fwd(x, y, reconstruct=True)
-            return logits.float(), recon
+        if aux:
+            logits, terms = self.D_fwd(x, y, aux=True)
+            return logits.float(), terms
         return (self.D_fwd(x) if y is None else self.D_fwd(x, y)).float()
 
     def _autocast(self):
@@ -155,7 +166,8 @@ class GAN:
             real = xflip(real)
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        r1_now = lc.r1_gamma > 0 and self.step % lc.r1_every == 0
+        due = [t for t in self.terms if t.due(self.step)]
+        r1_now = any(t.on_real_inputs for t in due)
         if r1_now:
             # R1 penalises D's gradient at the images D sees: the reals are augmented first and
             # differentiated after the augmentation (the second derivative of ADA's resampling
@@ -165,21 +177,16 @@ class GAN:
             z = self.noise(real.shape[0]) if z is None else z
             fake = self.G_fwd(z) if y is None else self.G_fwd(z, y)
             # Discriminator: real vs detached fake.
-            if self.recon_weight:
-                real_logits, recon = self._D(real, y, reconstruct=True, augment=not r1_now)
+            aux: dict[str, torch.Tensor] = {}
+            if any(t.source == "aux" for t in due):
+                real_logits, aux = self._D(real, y, aux=True, augment=not r1_now)
             else:
                 real_logits = self._D(real, y, augment=not r1_now)
             fake_logits = self._D(fake.detach(), y)
             loss_D = self.d_loss_fn(real_logits, fake_logits, lc.real_label)
             if self.ada is not None:
                 self.ada.observe(real_logits)
-            penalty = loss_D.new_zeros(())
-            if self.recon_weight:
-                penalty = penalty + self.recon_weight * recon
-            if lc.name == "wgan-gp":
-                penalty = lc.gp_weight * gradient_penalty(lambda x: self._D(x, y), real, fake)
-            if r1_now:  # lazy regularisation: every r1_every steps, weighted by r1_every
-                penalty = penalty + (lc.r1_gamma / 2 * lc.r1_every) * r1_penalty(real, real_logits)
+            penalty, values = self._terms(due, real, fake, y, real_logits, aux)
         # The seeds' scale of the loss (d2l sums over the batch; the TF tutorial adds the real and
         # fake terms): Adam and RMSprop are scale-invariant only while gradients dwarf their eps,
         # and with d2l's N(0, 0.02) init they do not, so the scale changes the trajectory.
@@ -212,8 +219,28 @@ class GAN:
         threshold = self.threshold
         if threshold is None:  # a critic's scale drifts: split at the midpoint of the means
             threshold = (real_logits.mean() + fake_logits.mean()) / 2
+        zero, one = loss_D.new_zeros(()).detach(), loss_D.new_ones(()).detach()
+        logged = tuple(x for t in self.terms for x in
+                       ((values[t.name].detach().float(), one) if t.name in values else (zero, zero)))
         return StepStats(loss_D.detach(), loss_G.detach(),
-                         d_accuracy(real_logits, fake_logits, threshold), penalty.detach())
+                         d_accuracy(real_logits, fake_logits, threshold), penalty.detach(), logged)
+
+    def _terms(self, due: list[Term], real: torch.Tensor, fake: torch.Tensor,
+               y: torch.Tensor | None, real_logits: torch.Tensor, aux: dict[str, torch.Tensor]
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted sum of the terms due at this step, and each one's unweighted value."""
+        penalty = real_logits.new_zeros(())
+        values: dict[str, torch.Tensor] = {}
+        for t in due:
+            if t.source == "aux":
+                value = aux[t.name]
+            elif t.source == "gp":
+                value = gradient_penalty(lambda x: self._D(x, y), real, fake)
+            else:  # r1: at the augmented reals, every `every` steps, weighted by `every`
+                value = r1_penalty(real, real_logits)
+            penalty = penalty + t.scale * value
+            values[t.name] = value
+        return penalty, values
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,12 +1,10 @@
 """The one training engine, for every model from the 2-D toy to the DCGAN: the loop over epochs
-and steps, checkpoints, exact resume, rollbacks, the time budget, signals, and ``train()``."""
+and steps, checkpoints, exact restore, rollbacks, the time budget and the summary
+(``train()`` around it is in :mod:`.run`)."""
 
 from __future__ import annotations
 
 import math
-import os
-import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +15,14 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..config import Config
-from ..validation import is_validated, validate
-from ..data import InMemoryDataset, folder_path, is_image_folder, load_dataset, resolve_classes
-from ..errors import GanforgeError, describe_state_dict_error
-from ..io import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, load_checkpoint, read_jsonl, save_checkpoint
-from ..io.lock import RunLock, refuse_if_locked
-from ..io.rundir import prepare_run_dir, write_run_files, write_summary
+from ..data import InMemoryDataset, describe
+from ..errors import GanforgeError
+from ..io import BEST_CHECKPOINT_NAME, CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ..metrics.gaussian import gaussian_fit
-from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
+from ..runtime import rng_state, set_rng_state
 from .evaluator import TrainingEvaluator
 from .health import HealthMonitor
 from .logger import RunLogger
-from .resume import apply_optimizer_settings, check_resume_overrides
 from .schedule import lr_factor, run_progress
 from .state import Position, StepReduction
 from .step import GAN
@@ -67,7 +61,7 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise GanforgeError(f"train.batch_size={bs} exceeds the {n} examples with "
                                 "train.drop_last=true; lower the batch size")
-        self.pos = Position.start(cfg.train.seed)
+        self.pos = Position.start(cfg.train.seed, gan.stat_names)
         self.logger = RunLogger(run_dir, cfg, dataset, gan, quiet)
         self.evaluator = TrainingEvaluator(run_dir, cfg, gan, self.pos, quiet)
         self.health = HealthMonitor(cfg.health, has_accuracy=gan.threshold is not None)
@@ -265,8 +259,9 @@ class Trainer:
                   "examples_per_sec": examples / seconds, "epoch_seconds": seconds,
                   "elapsed_seconds": self._elapsed(),
                   "lr_G": gan.opt_G.param_groups[0]["lr"], "lr_D": gan.opt_D.param_groups[0]["lr"]}
-        if cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0:
+        if gan.terms:  # D's regularisers: their weighted sum and each one's own value
             record["penalty_D"] = m["penalty"]
+            record.update({f"loss_D_{t.name}": m[f"loss_D_{t.name}"] for t in gan.terms})
         if gan.ada is not None:  # the augmentation probability and the signal that moves it
             rt = gan.ada.last_rt
             record["augment_p"], record["ada_rt"] = gan.ada.p_value, None if math.isnan(rt) else rt
@@ -308,109 +303,9 @@ class Trainer:
             epoch, value, key = self.pos.best
             summary["best"] = {"epoch": epoch, "metric": key, "value": value,
                                "checkpoint": BEST_CHECKPOINT_NAME}
-        if cfg.model.arch == "toy" and cfg.data.name == "gaussian2d":
-            summary["gaussian"] = gaussian_fit(gan.G_sample)
+        target = describe(cfg.data).gaussian
+        if target is not None:  # the data's exact distribution is known: the fit, exactly
+            summary["gaussian"] = gaussian_fit(gan.G_sample, *target)
         if distributed.info().enabled:
             summary["processes"] = distributed.info().world_size
         return summary
-
-
-def _run(trainer: Trainer, state: dict[str, Any] | None, run_dir: Path, cfg: Config,
-         resolved: dict[str, Any], quiet: bool, is_main: bool) -> None:
-    """Continue from ``state`` (when resuming), write the run files, train with SIGINT/SIGTERM
-    turned into a checkpoint and a clean stop."""
-    gan = trainer.gan
-    if state is not None:
-        apply_optimizer_settings(trainer, Config.from_dict(state["config"]))
-        trainer.logger.reset_records([r for r in read_jsonl(run_dir / "metrics.jsonl")
-                                      if r.get("epoch", 0) <= gan.epoch])
-        if not quiet and is_main:
-            tqdm.write(f"resuming {run_dir} at epoch {gan.epoch}, step {gan.step}", file=sys.stdout)
-    if is_main:  # written once the checkpoint is known to fit
-        write_run_files(run_dir, cfg.to_json(), resolved)
-
-    def _on_signal(signum, frame):  # finish the current step, checkpoint, exit
-        trainer.stop_signal = signal.Signals(signum).name
-
-    handlers = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            handlers[sig] = signal.signal(sig, _on_signal)
-        except ValueError:  # not the main thread
-            pass
-    try:
-        trainer.run()
-    except _StopRequested as e:
-        raise TrainingInterrupted(
-            f"{e} received: saved a checkpoint at epoch {gan.epoch}, step {gan.step}; continue with "
-            f"`ganforge train --resume {run_dir}`"
-        ) from None
-    finally:
-        for sig, h in handlers.items():
-            signal.signal(sig, h)
-
-
-def train(cfg: Config, out_dir: str | os.PathLike, *, progress: bool = True, quiet: bool = False,
-          overwrite: bool = False, resume: bool = False) -> TrainResult:
-    """Train ``cfg`` into ``out_dir`` (or continue the run there with ``resume=True``, from its
-    latest checkpoint, exactly: weights, optimizers, counters, data position and RNG states)."""
-    cfg = cfg if is_validated(cfg) else validate(cfg)
-    dinfo, rank_device = distributed.init_from_env(cfg.train.device)
-    device = rank_device or resolve_device(cfg.train.device)
-    if dinfo.enabled and cfg.train.batch_size < dinfo.world_size:
-        raise GanforgeError(f"train.batch_size={cfg.train.batch_size} is the global batch; it must "
-                            f"be at least the number of processes ({dinfo.world_size})")
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    seed_everything(cfg.train.seed, dinfo.rank)
-    run_dir = Path(out_dir)
-    state = None
-    if resume:
-        refuse_if_locked(run_dir)
-        state = load_checkpoint(run_dir, map_location=device)
-        check_resume_overrides(cfg, state)
-        for stale in run_dir.glob(".*.tmp"):  # half-written files of a killed process
-            stale.unlink()
-    # Rank 0 decodes an image folder into its prepared copy first; the others then open it.
-    if not dinfo.is_main:
-        distributed.barrier()
-    dataset = load_dataset(cfg.data, seed=cfg.train.seed, progress=progress and not quiet)
-    if dinfo.is_main:
-        distributed.barrier()
-    num_classes = resolve_classes(cfg, dataset)
-    if not resume:
-        if dinfo.is_main:
-            if run_dir.is_dir():
-                refuse_if_locked(run_dir)
-            prepare_run_dir(run_dir, overwrite)
-        distributed.barrier()
-    dataset = dataset.to(device)
-
-    gan = GAN(cfg, dataset.sample_shape, device, num_classes)
-    resolved = {**gan.resolved(), "class_names": list(dataset.class_names),
-                "data_path": folder_path(cfg.data) if is_image_folder(cfg.data) else cfg.data.path,
-                "examples": len(dataset), "processes": dinfo.world_size}
-    if state is not None and tuple(state.get("sample_shape", ())) != gan.sample_shape:
-        raise GanforgeError(f"the checkpoint in {run_dir} was trained on data of shape "
-                            f"{tuple(state['sample_shape'])}, this config gives {gan.sample_shape}")
-    trainer = Trainer(cfg, run_dir, dataset, gan, resolved, progress, quiet)
-    if state is not None:
-        try:
-            trainer.restore(state)
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise GanforgeError(f"the checkpoint in {run_dir} does not fit this config "
-                                f"({describe_state_dict_error(e)}); resume without overrides "
-                                "that change the model") from None
-    lock = RunLock(run_dir) if dinfo.is_main else None  # before the run's files change
-    try:
-        _run(trainer, state, run_dir, cfg, resolved, quiet, dinfo.is_main)
-    finally:
-        trainer.bar.close()
-        trainer.logger.close()
-        if lock is not None:
-            lock.release()
-
-    summary = trainer.summary()
-    if dinfo.is_main:
-        write_summary(run_dir, summary)
-    return TrainResult(run_dir, summary)
