@@ -106,6 +106,26 @@ def test_validate_returns_a_copy_and_changes_nothing():
     assert not is_validated(changed) and out.train.epochs == 20, "overrides make a new config"
 
 
+def test_a_validated_config_cannot_change(tmp_path):
+    from ganforge.config import FrozenConfigError, set_value
+    from ganforge.training import train
+    from ganforge.validation import is_validated
+
+    cfg = from_preset("gaussian2d")
+    with pytest.raises(FrozenConfigError, match="validated and cannot change"):
+        cfg.train.batch_size = 0
+    with pytest.raises(FrozenConfigError):
+        set_value(cfg, "train.batch_size", "0")
+    with pytest.raises(FrozenConfigError):
+        cfg.train = None
+    assert cfg.train.batch_size > 0 and is_validated(cfg)
+    # a copy can be changed, and training checks it again before anything runs
+    bad = apply_overrides(cfg, ["train.batch_size=0"])
+    with pytest.raises(ConfigError, match="train.batch_size must be > 0"):
+        train(bad, tmp_path / "r", quiet=True)
+    assert not (tmp_path / "r").exists()
+
+
 def test_every_key_has_type_default_and_meaning(capsys):
     from ganforge.cli import main
     from ganforge.validation import key_specs

@@ -6,7 +6,9 @@ import torch
 
 from ganforge.cli import main
 from ganforge.presets import from_preset
+from ganforge.errors import GanforgeError
 from ganforge.evaluate import eval_geometry, evaluate
+from ganforge.metrics.registry import default_metric, metrics_for
 from ganforge.metrics.per_class import per_class
 from ganforge.metrics.classifier import (DomainClassifier, load_classifier, to_classifier_input,
                                          train_classifier)
@@ -31,6 +33,20 @@ def test_toy_evaluation_is_exact(tmp_path):
     assert res["mean_error"] == pytest.approx(g["mean_error"])
     assert res["w2"] >= res["mean_error"] - 1e-9  # W2 includes the mean term
     assert "checkpoint/exact/n0" in json.loads((run.run_dir / "eval.json").read_text())
+    # the data's kind decides which metrics judge it: FID is for images
+    with pytest.raises(GanforgeError, match="fid judge.* images, and gaussian2d holds points"):
+        evaluate(run.run_dir, metrics=("fid",), write=False)
+    assert evaluate(run.run_dir, metrics=("w2",), write=False)["w2"] == pytest.approx(res["w2"])
+
+
+def test_the_metric_registry_says_what_judges_which_data():
+    assert metrics_for("points") == ["w2"]
+    assert {"fid", "kid", "pr", "dc"} <= set(metrics_for("images"))
+    assert default_metric("images").name == "fid" and default_metric("points").exact
+    # a border padded around the data to train on is cropped again for any size (28 -> 64)
+    x = torch.zeros(1, 1, 64, 64, dtype=torch.uint8)
+    x[..., 18:46, 18:46] = 9
+    assert eval_geometry(x, from_preset("mnist-dcgan")).eq(9).all()
 
 
 def test_best_checkpoint_kept_during_training(tmp_path):

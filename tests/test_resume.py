@@ -85,9 +85,14 @@ def _tiny(name, folder, idx_dir):
     return over + (["model.w_dim=16", "train.ada_kimg=0.1"] if arch == "stylegan2" else [])
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+# Every preset, and FastGAN (no preset of its own) with both of its D terms.
+FASTGAN = ["model.arch=fastgan", "train.augment=translation", "loss.name=wgan-gp"]
+
+
+@pytest.mark.parametrize("name", [*PRESETS, "folder+fastgan"])
 def test_every_preset_resumes_bit_identically(tmp_path, monkeypatch, folder, idx_dir, name):
-    over = _tiny(name, folder, idx_dir)
+    name, _, variant = name.partition("+")
+    over = _tiny(name, folder, idx_dir) + (FASTGAN if variant else [])
     full = train(from_preset(name, over), tmp_path / "full", quiet=True)
     with monkeypatch.context() as m:
         _crash_at(m, CUT)

@@ -3,18 +3,26 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from torch import nn
 
 from ..config import ModelConfig
 from .blocks import D_block, G_block, apply_spectral_norm, init_weights, output_activation
 from .registry import ARCHITECTURES, Architecture, ArchTerm, architecture, register
-# Importing an architecture's module registers it, in this order (the order of the choices);
-# a new architecture is its module and one line here.
+# Importing an architecture's module registers it: these first (the order of the choices, and
+# their classes exported here), then every other module of this folder, so that a new
+# architecture is one new file.
 from .toy import ToyDiscriminator, ToyGenerator  # noqa: E402,I001
 from .mlp import MLPDiscriminator, MLPGenerator  # noqa: E402
 from .dcgan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from .stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator  # noqa: E402
 from .fastgan import FastGANDiscriminator, FastGANGenerator  # noqa: E402
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["build_models", "init_weights", "apply_spectral_norm", "G_block", "D_block", "DCGANGenerator",
            "DCGANDiscriminator", "MLPGenerator", "MLPDiscriminator", "ToyGenerator",

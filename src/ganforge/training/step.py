@@ -219,9 +219,11 @@ class GAN:
         threshold = self.threshold
         if threshold is None:  # a critic's scale drifts: split at the midpoint of the means
             threshold = (real_logits.mean() + fake_logits.mean()) / 2
-        zero, one = loss_D.new_zeros(()).detach(), loss_D.new_ones(()).detach()
-        logged = tuple(x for t in self.terms for x in
-                       ((values[t.name].detach().float(), one) if t.name in values else (zero, zero)))
+        logged: tuple[torch.Tensor, ...] = ()
+        if self.terms:
+            zero, one = loss_D.new_zeros(()).detach(), loss_D.new_ones(()).detach()
+            logged = tuple(x for t in self.terms for x in ((values[t.name].detach().float(), one)
+                                                           if t.name in values else (zero, zero)))
         return StepStats(loss_D.detach(), loss_G.detach(),
                          d_accuracy(real_logits, fake_logits, threshold), penalty.detach(), logged)
 
