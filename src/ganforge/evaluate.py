@@ -54,17 +54,19 @@ def eval_geometry(images: torch.Tensor, cfg: Config) -> torch.Tensor:
     return images
 
 
-def reference_images(cfg: Config, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
-    """Real images for comparison (uint8 NCHW), their labels, and what identifies them."""
+def reference_images(cfg: Config, n: int | None = None, split: str = "test"
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """Real images for comparison (uint8 NCHW), their labels, and what identifies them; for a
+    dataset with splits, ``split`` (the protocol's test split unless asked otherwise)."""
     data = resolve_shape(cfg.data)
     if describe(data).reference == "test split":
-        images, labels, _ = load_idx_dataset(data.name, "test", data.path or None,
+        images, labels, _ = load_idx_dataset(data.name, split, data.path or None,
                                              allow_download=data.download)
         x = torch.from_numpy(images).unsqueeze(1)
         if data.channels == 3:
             x = x.expand(-1, 3, -1, -1).contiguous()
         y = torch.from_numpy(labels)
-        ident = {"dataset": data.name, "split": "test", "channels": int(x.shape[1])}
+        ident = {"dataset": data.name, "split": split, "channels": int(x.shape[1])}
     elif is_image_folder(data):
         ds = load_dataset(data)
         x, y = ds.data, ds.labels
@@ -105,7 +107,7 @@ class FeatureExtractor:
     """Wraps a feature network: features (and class probabilities, for the classifier)."""
 
     def __init__(self, kind: str, cfg: Config, device: str, inception_path: str | None,
-                 progress: bool, fast: bool = False) -> None:
+                 progress: bool, fast: bool = False, backend: str = "auto") -> None:
         self.kind = kind
         self.progress = progress
         if fast and kind != "inception":
@@ -116,7 +118,7 @@ class FeatureExtractor:
                                 "not compute natively (it would be slower than fp32): drop --fast")
         if kind == "inception":
             self.net = InceptionFeatures(inception_path, device=device,
-                                         precision="bf16" if fast else "fp32")
+                                         precision="bf16" if fast else "fp32", backend=backend)
         elif kind == "classifier":
             if not describe(cfg.data).classifier:
                 raise GanforgeError(f"--features classifier exists for MNIST and Fashion-MNIST, "
@@ -126,6 +128,7 @@ class FeatureExtractor:
         else:
             raise GanforgeError(f"--features must be one of {', '.join(FEATURES)}, got {kind!r}")
         self.key = self.net.cache_key
+        self.backend = getattr(self.net, "backend", "torch")
 
     def __call__(self, images: torch.Tensor, desc: str) -> tuple[np.ndarray, np.ndarray | None]:
         bs = 50 if self.kind == "inception" else 500
@@ -145,7 +148,8 @@ class FeatureExtractor:
         return np.concatenate(feats), (np.concatenate(probs) if probs else None)
 
 
-def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None = None
+def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None = None,
+                       split: str = "test"
                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
     """(features, probs, labels, from_cache) of the real images, cached on disk. An image folder
     is not decoded at all when its features are cached."""
@@ -159,7 +163,7 @@ def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None =
         feats, _ = extractor(images, "reference features")
         _save_npz_atomic(path, features=feats)
         return feats, None, None, False
-    images, labels, ident = reference_images(cfg, n)
+    images, labels, ident = reference_images(cfg, n, split)
     path = _cache_path(ident, extractor.key)
     lab = None if labels is None else labels.numpy()
     if path.is_file():
@@ -188,7 +192,8 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
                        n: int = 10000, features: str = "inception", device: str = "cpu",
                        seed: int = 0, inception_path: str | None = None, progress: bool = True,
                        extractor: Any = None, n_reference: int | None = None,
-                       num_classes: int = 0, fast: bool = False) -> dict[str, Any]:
+                       num_classes: int = 0, fast: bool = False, backend: str = "auto"
+                       ) -> dict[str, Any]:
     """Evaluate an in-memory generator (conditioned on ``num_classes`` classes, 0 = none)
     against the reference set (the test split, or the image folder), or its first
     ``n_reference`` images; returns a flat dict of results. ``metrics``: names from the metric
@@ -227,7 +232,8 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
                             "classifier: add --features classifier (MNIST / Fashion-MNIST)")
     if n_reference is not None and n_reference < 2:
         raise GanforgeError(f"--n-reference must be at least 2, got {n_reference}")
-    ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress, fast)
+    ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress, fast,
+                                        backend)
     real_f, real_p, real_y, cached = reference_features(ext, cfg, n_reference)
     t_gen = time.perf_counter()
     fake = eval_geometry(generate_uint8(G, cfg.model.z_dim, n, seed, device,
@@ -237,8 +243,8 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
                         (np.arange(n) % num_classes) if num_classes else None,
                         tuple(getattr(ext.net, "class_names", ())))
     kind = ext.kind + (" (fast: bf16)" if getattr(ext.net, "precision", "fp32") == "bf16" else "")
-    out: dict[str, Any] = {"features": kind, "n_generated": n, "n_reference": len(real_f),
-                           "reference_cached": cached, "seed": seed}
+    out: dict[str, Any] = {"features": kind, "backend": ext.backend, "n_generated": n,
+                           "n_reference": len(real_f), "reference_cached": cached, "seed": seed}
     for name in metrics:
         try:
             out.update(METRICS[name].compute(inputs))
@@ -252,8 +258,8 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
 def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None, n: int = 10000,
              features: str = "inception", device: str = "cpu", seed: int = 0,
              inception_path: str | None = None, progress: bool = True, write: bool = True,
-             ema: bool = True, n_reference: int | None = None, fast: bool = False
-             ) -> dict[str, Any]:
+             ema: bool = True, n_reference: int | None = None, fast: bool = False,
+             backend: str = "auto") -> dict[str, Any]:
     """Evaluate a run directory or checkpoint (its G_ema when it has one, unless ``ema=False``);
     writes ``eval.json`` into the run."""
     G, cfg, shape, classes = load_generator(path, device, ema=ema)
@@ -261,7 +267,7 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None,
         refuse_if_locked(resolve_checkpoint(path).parent)
     cfg = with_data_shape(cfg, shape)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
-                             fast=fast, n_reference=n_reference, num_classes=classes,
+                             fast=fast, n_reference=n_reference, num_classes=classes, backend=backend,
                              seed=seed, inception_path=inception_path, progress=progress)
     ckpt = resolve_checkpoint(path)
     res["checkpoint"] = ckpt.name
@@ -313,9 +319,10 @@ def record_result(run_dir: Path, key: str, res: dict[str, Any]) -> None:
 
 def format_table(res: dict[str, Any]) -> str:
     """The results as a small text table (per-class rows below, when present)."""
-    lines = [f"features: {res['features']}" + (f", {res['n_generated']} generated vs "
-                                                f"{res['n_reference']} real"
-                                                if "n_generated" in res else "")]
+    backend = f" ({res['backend']})" if res.get("backend", "torch") != "torch" else ""
+    lines = [f"features: {res['features']}{backend}" + (f", {res['n_generated']} generated vs "
+                                                         f"{res['n_reference']} real"
+                                                         if "n_generated" in res else "")]
     for key, label in display_names().items():
         if key in res:
             val = f"{res[key]:.4f}"
