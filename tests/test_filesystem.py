@@ -5,8 +5,6 @@ lost, and no file already written is damaged."""
 import errno
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,6 +14,8 @@ from ganforge.cli import main
 from ganforge.io import atomic_write, load_checkpoint
 from ganforge.io.atomic import WriteError
 from ganforge.io.lock import enclosing_run
+
+from .conftest import hold_lock
 
 
 @pytest.fixture
@@ -27,9 +27,9 @@ def toy_run(tmp_path):
 
 
 @pytest.fixture
-def lock_holder():
-    """A live process whose PID is planted in a run's lock."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+def lock_holder(toy_run):
+    """Another live process holding the run's lock."""
+    proc = hold_lock(toy_run)
     yield proc
     proc.kill()
     proc.wait()
@@ -116,7 +116,6 @@ def test_a_corrupt_eval_json_is_set_aside_not_fatal(toy_run, capsys):
 
 
 def test_evaluate_is_refused_while_another_process_writes_the_run(toy_run, lock_holder, capsys):
-    (toy_run / ".lock").write_text(f"{lock_holder.pid}\n")
     assert main(["evaluate", str(toy_run), "--quiet"]) == 2
     assert f"PID {lock_holder.pid}" in capsys.readouterr().err
     assert not (toy_run / "eval.json").exists()
@@ -128,7 +127,6 @@ def test_evaluate_is_refused_while_another_process_writes_the_run(toy_run, lock_
     ["report", "{run}"],
 ])
 def test_commands_writing_into_a_locked_run_are_refused(toy_run, lock_holder, capsys, command):
-    (toy_run / ".lock").write_text(f"{lock_holder.pid}\n")
     before = sorted(p.name for p in toy_run.iterdir())
     assert main([a.format(run=toy_run) for a in command]) == 2
     assert f"PID {lock_holder.pid}" in capsys.readouterr().err

@@ -76,15 +76,13 @@ def test_run_files_record_what_was_asked_and_what_was_resolved(tmp_path):
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
-    import subprocess
-    import sys
+    from .conftest import hold_lock
 
     run = tmp_path / "r"
     assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1"]) == 0
     assert not (run / ".lock").exists(), "released at the end"
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = hold_lock(run)
     try:
-        (run / ".lock").write_text(f"{holder.pid}\n")
         before = (run / "checkpoint.pt").read_bytes()
         assert main(["train", "--resume", str(run), "train.epochs=2"]) == 2
         assert f"PID {holder.pid}" in capsys.readouterr().err
@@ -93,7 +91,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
     finally:
         holder.kill()
         holder.wait()
-    # the holder is gone: its stale lock is taken over and the resume runs
+    # the holder is gone (killed: the kernel released its lock): the resume runs
     assert main(["train", "--resume", str(run), "train.epochs=2", "--quiet"]) == 0
     assert load_checkpoint(run)["epoch"] == 2 and not (run / ".lock").exists()
 
@@ -131,3 +129,71 @@ def test_a_refused_resume_leaves_no_lock(tmp_path):
     os.symlink(tmp_path / "x", run / "metrics.jsonl")
     assert main(["train", "--resume", str(run), "--quiet", "train.epochs=2"]) == 2
     assert not (run / ".lock").exists()
+
+
+RACER = """
+import random, sys, time
+import ganforge.io.lock as L
+from ganforge.errors import GanforgeError
+root, trials, me = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+print("ready", flush=True)
+start = float(sys.stdin.readline())
+L.TAKE_SECONDS = 0  # no retry: a collision is a refusal
+held, won = [], []
+while time.time() < start:
+    pass
+order = list(range(trials))
+random.Random(me).shuffle(order)
+for t in order[: trials // 2] + list(range(trials)):  # half in its own order, then all in step
+    if t in won:
+        continue
+    try:
+        held.append(L.RunLock(f"{root}/{t}"))
+        won.append(t)
+    except GanforgeError:
+        pass
+print(" ".join(map(str, won)), flush=True)
+sys.stdin.readline()  # hold every lock won until all racers are done
+"""
+
+
+def test_exactly_one_of_many_racing_processes_takes_a_run_lock(tmp_path):
+    """Four processes race for each of 300 run locks; winners keep theirs, so every run has
+    exactly one winner however the tries interleave."""
+    import subprocess
+    import sys
+    import time
+
+    trials = 300
+    for t in range(trials):
+        (tmp_path / str(t)).mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(trials), str(k)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for k in range(4)]
+    assert all(p.stdout.readline().strip() == "ready" for p in procs)
+    start = time.time() + 0.5
+    for p in procs:
+        p.stdin.write(f"{start}\n")
+        p.stdin.flush()
+    wins = [list(map(int, p.stdout.readline().split())) for p in procs]
+    for p in procs:
+        p.communicate("exit\n", timeout=60)
+    counts = [sum(t in w for w in wins) for t in range(trials)]
+    assert counts == [1] * trials
+    assert sum(1 for w in wins if w) == 4, "every racer won some: their tries interleaved"
+
+
+def test_a_lock_names_its_holder_and_never_advises_killing_pid_0_or_1(tmp_path):
+    from ganforge.io.lock import RunLock, holder, refuse_if_locked
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / ".lock").write_text("1 somehost 0\n")  # left by nobody: not held, whatever it says
+    assert holder(run) is None
+    refuse_if_locked(run)
+    lock = RunLock(run)  # taken over
+    assert holder(run) is None, "this process's own lock"
+    lock.release()
+    assert not (run / ".lock").exists()
+    (run / ".lock").write_text("99999999999999999999 host\n")  # an absurd number: never parsed
+    RunLock(run).release()

@@ -33,6 +33,9 @@ INCEPTION_FILE = "default_1.pt"
 INCEPTION_ENV = "GANFORGE_INCEPTION"
 
 
+_RUNTIMES: dict[tuple, object] = {}  # compiled runtimes of this process, by file and setting
+
+
 class FeatureError(GanforgeError):
     """A feature network is missing or is not the expected one."""
 
@@ -135,8 +138,12 @@ class InceptionFeatures:
             self.backend = backends.choose(backend, precision, self.device)
         except ValueError as e:
             raise FeatureError(str(e)) from None
-        self._runtime = (None if self.backend == "torch"
-                         else backends.compile_runtime(self.model, self.backend, precision))
+        self._runtime = None
+        if self.backend != "torch":  # compiled once per process and setting (seconds each)
+            key = (str(file), self.backend, precision, torch.get_num_threads())
+            if key not in _RUNTIMES:
+                _RUNTIMES[key] = backends.compile_runtime(self.model, self.backend, precision)
+            self._runtime = _RUNTIMES[key]
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         x = images.to(self.device, torch.float32)
