@@ -18,7 +18,7 @@ LAYERS = [
     ["validation", "presets"],
     ["metrics"],
     ["generator"],
-    ["evaluate", "editing"],
+    ["evaluate", "editing", "cache"],
     ["training", "inversion"],
     ["sample", "export", "report.html"],
     ["ablate", "project", "score"],

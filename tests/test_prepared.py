@@ -125,3 +125,71 @@ def test_prepare_command_prints_what_it_holds(tmp_path, capsys):
     assert main(["prepare", str(root), "model.z_dim=3"]) == 2
     assert main(["prepare", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _damage(path, how):
+    data = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(max(len(data), 8)))
+    elif how == "zeros":
+        path.write_bytes(bytes(len(data)))
+    elif how == "list":
+        path.write_text("[1, 2]")
+    elif how == "wrong count":
+        import json
+        meta = json.loads(data)
+        meta["count"] = meta["count"] // 2
+        path.write_text(json.dumps(meta))
+    elif how == "wrong resolution":
+        import json
+        meta = json.loads(data)
+        meta["resolution"] = 4
+        path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("name,how", [
+    ("images.u8", "truncate"), ("images.u8", "empty"), ("images.u8", "zeros"),
+    ("images.u8", "random"), ("labels.npy", "truncate"), ("labels.npy", "random"),
+    ("meta.json", "empty"), ("meta.json", "random"), ("meta.json", "list"),
+    ("meta.json", "wrong count"), ("meta.json", "wrong resolution")])
+def test_a_damaged_copy_is_never_obeyed_but_built_again(tmp_path, name, how):
+    root = _folder(tmp_path / "imgs")
+    good, _ = prepare_folder(root, 8, 3)
+    expected = np.array(good.images), good.labels.copy()
+    _damage(good.path / name, how)
+    again, cached = prepare_folder(root, 8, 3)
+    assert not cached, "rebuilt"
+    np.testing.assert_array_equal(again.images, expected[0])
+    np.testing.assert_array_equal(again.labels, expected[1])
+    assert prepare_folder(root, 8, 3)[1], "and then used"
+
+
+def test_old_copies_and_killed_preparations_are_removed(tmp_path):
+    root = _folder(tmp_path / "imgs")
+    old, _ = prepare_folder(root, 8, 3)
+    other, _ = prepare_folder(root, 16, 3)  # other settings: kept
+    stale = prepared_root() / f".{old.path.name}.999999999.abc"  # a dead process's temp folder
+    stale.mkdir()
+    (stale / "images.u8").write_bytes(b"x" * 100)
+    write_images(tmp_path / "more", 1, (20, 14))
+    (tmp_path / "more" / "0.png").rename(root / "cats" / "new.png")  # the folder changed
+    new, cached = prepare_folder(root, 8, 3)
+    assert not cached and new.meta["count"] == 9
+    assert not old.path.exists() and not stale.exists() and other.path.exists()
+
+
+def test_space_is_checked_before_a_copy_is_written(tmp_path, monkeypatch, capsys):
+    import shutil
+    from collections import namedtuple
+
+    root = _folder(tmp_path / "imgs")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 9, 10 ** 9 - 100, 100))
+    assert main(["prepare", str(root), "data.resolution=64", "data.channels=3"]) == 2
+    err = capsys.readouterr().err
+    assert "needs 96.0 KiB" in err and "100 bytes are free" in err
+    assert not prepared_root().exists() or not any(prepared_root().iterdir()), "nothing written"

@@ -79,6 +79,13 @@ def test_every_config_key_takes_any_value_without_a_traceback(base, image_folder
     assert not failures, "\n".join(failures)
 
 
+def _tiny_array(path):
+    import numpy as np
+
+    np.save(path, np.random.default_rng(len(path.name)).integers(0, 256, (3, 8, 8, 3), np.uint8))
+    return path
+
+
 def _flag_commands(run, tmp_path, image_run=None, png=None):
     """Each command with arguments that make an accepted value finish in a second or two."""
     return {
@@ -89,6 +96,9 @@ def _flag_commands(run, tmp_path, image_run=None, png=None):
         "sample": ["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.npy"),
                    "--overwrite"],
         "evaluate": ["evaluate", str(run), "--quiet"],
+        "fid": ["fid", str(_tiny_array(tmp_path / "fa.npy")), str(_tiny_array(tmp_path / "fb.npy")),
+                "--backend", "torch", "--quiet"],
+        "cache": ["cache"],
         "export": ["export", str(run), "--out", str(tmp_path / "g"), "--overwrite"],
         "report": ["report", str(run), "--out", str(tmp_path / "r.html")],
         "ablate": ["ablate", "gaussian2d", "--vary", "train.seed=0,1", "--seeds", "1",

@@ -27,6 +27,7 @@ from .presets import PRESETS, from_preset
 from .cli_explore import add_explore_commands
 from .cli_score import add_feature_flags, add_score_commands
 from .report.html import write_report
+from .runtime import check_device
 from .sample import sample
 from .training import TrainingInterrupted, train
 
@@ -362,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag, None) == "":
             parser.error(f"--{flag.replace('_', '-')} is empty: give a path or leave the flag out")
     try:
+        if getattr(args, "device", None) is not None:
+            check_device(args.device)
         return args.func(args)
     except GanforgeError as e:
         if isinstance(e, TrainingInterrupted):

@@ -1,11 +1,16 @@
-"""``ganforge fid A B``: scores of any two image sets, and the feature flags it shares with
-``evaluate``. Parses its arguments and calls one library function."""
+"""``ganforge fid A B`` (scores of any two image sets, and the feature flags it shares with
+``evaluate``) and ``ganforge cache`` (what the user cache holds). Each parses its arguments and
+calls one library function."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
+from . import cache
+from .data.prepared import human_size
+from .errors import require_range
 from .evaluate import format_table
 from .metrics.backends import BACKENDS
 from .score import SET_METRICS, score
@@ -41,6 +46,25 @@ def cmd_fid(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    if args.older_than is not None:
+        require_range("--older-than", args.older_than, 0, 1e6, "days")
+    kinds = tuple(args.kind) if args.kind else tuple(cache.KINDS)
+    if args.older_than is not None or args.stale or args.all:
+        gone = cache.remove(args.older_than, args.stale, args.all, kinds)
+        print(f"removed {len(gone)} entr{'y' if len(gone) == 1 else 'ies'}, "
+              f"{human_size(sum(e.size for e in gone))}")
+        return 0
+    shown = [e for e in cache.entries() if e.kind in kinds]
+    for e in shown:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+        print(f"{cache.KINDS[e.kind]:<19} {human_size(e.size):>10}  last used {used}  "
+              f"{e.source}{'  (stale)' if e.stale else ''}\n{'':<19} {e.path}")
+    print(f"{len(shown)} entries, {human_size(sum(e.size for e in shown))} in all; remove with "
+          "--older-than DAYS, --stale or --all")
+    return 0
+
+
 def add_score_commands(sub) -> None:
     sp = sub.add_parser(
         "fid", help="FID/KID/precision-recall of any image set against another",
@@ -64,3 +88,17 @@ def add_score_commands(sub) -> None:
     sp.add_argument("--quiet", action="store_true")
     add_feature_flags(sp)
     sp.set_defaults(func=cmd_fid)
+
+    sp = sub.add_parser("cache", help="list or remove what the user cache holds",
+                        description="List the prepared copies, reference features, domain "
+                                    "classifiers and downloads in the user cache, with size, "
+                                    "source and last use; or remove them. Everything there can "
+                                    "be rebuilt.")
+    sp.add_argument("--older-than", type=float, metavar="DAYS",
+                    help="remove what was not used for DAYS days")
+    sp.add_argument("--stale", action="store_true",
+                    help="remove prepared copies of folders that changed or are gone")
+    sp.add_argument("--all", action="store_true", help="remove everything listed")
+    sp.add_argument("--kind", action="append", choices=list(cache.KINDS),
+                    help="only this kind (repeatable)")
+    sp.set_defaults(func=cmd_cache)

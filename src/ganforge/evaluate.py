@@ -14,7 +14,9 @@ import hashlib
 import io
 import json
 import os
+import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,9 @@ from .data.idx import load_idx_dataset
 from .data.images import folder_stamp, scan_folder
 from .data.roots import user_cache_dir
 from .errors import GanforgeError, require_range
-from .generator import generate_uint8, load_generator
+from .generator import generate_uint8, generator_from_state
 from .runtime import resolve_precision
-from .io import atomic_write, resolve_checkpoint, write_json
+from .io import atomic_write, load_checkpoint, resolve_checkpoint, write_json
 from .io.lock import refuse_if_locked, run_lock
 from .metrics.classifier import ClassifierFeatures
 from .metrics.features import InceptionFeatures
@@ -98,9 +100,46 @@ def _cache_path(ident: dict, extractor_key: str) -> Path:
 
 
 def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """Cache ``arrays``; a cache that cannot be written (read-only, full) costs only the next
+    evaluation's time, so it is reported and the evaluation goes on."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write(path, buf.getvalue())
+    try:
+        atomic_write(path, buf.getvalue())
+    except (OSError, GanforgeError) as e:
+        print(f"ganforge: note: the reference features could not be cached in {path.parent} "
+              f"({e}); the next evaluation computes them again", file=sys.stderr)
+
+
+def _load_cached(path: Path, n: int | None) -> dict[str, np.ndarray] | None:
+    """The cached arrays at ``path`` when they are whole and fit the request (``n`` rows when
+    known); None (and the broken file removed) otherwise, so they are computed again."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+        feats = out["features"]
+        ok = feats.ndim == 2 and len(feats) >= 2 and (n is None or len(feats) == n) \
+            and np.isfinite(feats).all() and all(len(v) == len(feats) for v in out.values())
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        ok = False
+    if ok:
+        return out
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class FeatureExtractor:
@@ -156,8 +195,8 @@ def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None =
     if is_image_folder(cfg.data):
         ident = {**folder_ident(cfg), "n": n}
         path = _cache_path(ident, extractor.key)
-        if path.is_file():
-            z = np.load(path)
+        z = _load_cached(path, n)
+        if z is not None:
             return z["features"], None, None, True
         images, _, _ = reference_images(cfg, n)
         feats, _ = extractor(images, "reference features")
@@ -166,9 +205,9 @@ def reference_features(extractor: FeatureExtractor, cfg: Config, n: int | None =
     images, labels, ident = reference_images(cfg, n, split)
     path = _cache_path(ident, extractor.key)
     lab = None if labels is None else labels.numpy()
-    if path.is_file():
-        z = np.load(path)
-        return z["features"], (z["probs"] if "probs" in z else None), lab, True
+    z = _load_cached(path, len(images))
+    if z is not None:
+        return z["features"], z.get("probs"), lab, True
     feats, probs = extractor(images, "reference features")
     arrays = {"features": feats}
     if probs is not None:
@@ -261,17 +300,31 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None,
              ema: bool = True, n_reference: int | None = None, fast: bool = False,
              backend: str = "auto") -> dict[str, Any]:
     """Evaluate a run directory or checkpoint (its G_ema when it has one, unless ``ema=False``);
-    writes ``eval.json`` into the run."""
-    G, cfg, shape, classes = load_generator(path, device, ema=ema)
+    writes ``eval.json`` into the run, each result naming the checkpoint it scored (its step,
+    images seen and SHA-256). A checkpoint replaced while it was evaluated (a resumed run saving
+    a new one) is noticed: the results are returned, not recorded under the new file."""
+    ckpt = resolve_checkpoint(path)
     if write:  # refuse now rather than after minutes of computing
-        refuse_if_locked(resolve_checkpoint(path).parent)
+        refuse_if_locked(ckpt.parent)
+    digest = file_sha256(ckpt)
+    state = load_checkpoint(ckpt, map_location=device)
+    G, cfg, shape, classes = generator_from_state(state, path, device, ema)
+    scored = {"checkpoint_sha256": digest, "step": state.get("step"),
+              "epoch": state.get("epoch"), "images_seen": state.get("images_seen")}
+    del state
     cfg = with_data_shape(cfg, shape)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
                              fast=fast, n_reference=n_reference, num_classes=classes, backend=backend,
                              seed=seed, inception_path=inception_path, progress=progress)
-    ckpt = resolve_checkpoint(path)
     res["checkpoint"] = ckpt.name
+    res.update(scored)
     res["generator"] = "G_ema" if ema and cfg.train.ema_kimg > 0 else "G"
+    if write and file_sha256(ckpt) != digest:
+        res["eval_json_error"] = (f"{ckpt} was replaced while it was evaluated (a run still "
+                                  "training or resumed saved a new one); the results above are "
+                                  f"for the checkpoint read at the start (sha256 {digest[:16]}...) "
+                                  "and were not recorded. Evaluate again when the run is idle.")
+        return res
     if write:
         features_key = res["features"].replace(" (fast: bf16)", "-fast")
         key = f"{ckpt.stem}/{features_key}/n{res.get('n_generated', 0)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from .errors import GanforgeError
 from .generator import EXPORT_FORMAT, load_generator
 from .io import atomic_write, write_json
 from .io.lock import lock_for_output
+
+
+def _is_export_meta(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == EXPORT_FORMAT
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        return False
 
 
 def export_generator(run: str | os.PathLike, out: str | os.PathLike,
@@ -25,6 +33,11 @@ def export_generator(run: str | os.PathLike, out: str | os.PathLike,
     for p in (out, meta_path):
         if p.exists() and not overwrite:
             raise GanforgeError(f"{p} already exists; choose another --out or pass --overwrite")
+    if meta_path.exists() and not _is_export_meta(meta_path):
+        # --overwrite replaces an earlier export, never another file that happens to share the
+        # side file's name (a run's config.json)
+        raise GanforgeError(f"{meta_path} exists and is not an export's config (the export's "
+                            f"JSON goes beside {out.name} under that name); choose another --out")
     G, cfg, shape, classes = load_generator(run)
     tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
     with lock_for_output(out):

@@ -25,6 +25,17 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def check_device(name: str, flag: str = "--device") -> None:
+    """Refuse a device name PyTorch does not know, in a sentence (``auto`` is accepted)."""
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise GanforgeError(f"{flag} {name!r} is not a device: use cpu, cuda, cuda:N, mps or "
+                            "auto") from None
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX) *and* PyTorch dispatches
     its AVX-512 kernels here. Without both, bf16 convolutions are emulated and 10-600x slower
@@ -90,3 +101,15 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (Linux: MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

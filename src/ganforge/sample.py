@@ -18,11 +18,13 @@ from .errors import GanforgeError, require_range
 from .io import atomic_write
 from .io.lock import lock_for_output
 from .models import architecture
+from .runtime import available_memory
 from .generator import (class_labels, interpolation_noise, load_generator, render, slerp,
                         strip_labels, truncated_noise, walk_noise)
 from .report.plots import save_grid, scatter_2d, to_uint8
 
 MAX_SAMPLES = 1_000_000  # one call; larger sets are written by several calls with other seeds
+MAX_GRID = 4096  # images in one grid PNG (64 x 64 of them)
 MAX_SEED = 2 ** 63 - 1
 
 __all__ = ["interpolation_noise", "sample", "slerp", "truncated_noise", "walk_noise",
@@ -116,11 +118,54 @@ def _write(G, cfg, shape, classes, out_path: Path, n: int, seed: int, device: st
             out_path.parent.mkdir(parents=True, exist_ok=True)
             return save_grid(to_uint8(images), out_path, len(seeds) - 1, steps)
         return write_samples(images, out_path, overwrite)
+    need = n * cfg.model.z_dim * 4  # the noise is drawn whole (one seeded stream); images stream
+    avail = available_memory()
+    if avail is not None and need > avail // 2:
+        raise GanforgeError(f"--n {n} needs {need / 2**30:.1f} GiB for its noise alone and "
+                            f"{avail / 2**30:.1f} GiB of memory are available: lower --n, or "
+                            "sample in parts with different --seed values")
+    suffix = out_path.suffix.lower()
+    if len(shape) == 3 and suffix == ".png" and n > MAX_GRID:
+        raise GanforgeError(f"a grid of {n} images would be a PNG of about "
+                            f"{math.ceil(math.sqrt(n)) * shape[-1]} pixels a side; a grid holds at "
+                            f"most {MAX_GRID}: write a .npy or a folder of PNGs instead")
     z = truncated_noise(n, cfg.model.z_dim, seed, truncation)
     y = class_labels(n, classes, class_index)
+    if len(shape) == 3 and suffix in (".npy", ""):
+        return _stream_images(G, z, y, device, out_path, tuple(shape), overwrite)
     samples = render(G, z, device, y=y)
     real = real_points(cfg.data, len(samples)) if samples.dim() == 2 else None
     return write_samples(samples, out_path, overwrite, real)
+
+
+def _stream_images(G, z: torch.Tensor, y: torch.Tensor | None, device: str, out: Path,
+                   shape: tuple[int, ...], overwrite: bool, chunk: int = 256) -> Path:
+    """Samples rendered ``chunk`` at a time straight into a ``.npy`` (uint8 N,H,W,C) or a folder
+    of PNGs: memory is bounded by the chunk, not by the number of samples."""
+    if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
+        raise GanforgeError(f"{out} already exists; choose another --out or pass --overwrite")
+
+    def chunks():
+        for i in range(0, len(z), chunk):
+            yb = None if y is None else y[i:i + chunk]
+            yield i, to_uint8(render(G, z[i:i + chunk], device, y=yb)).permute(0, 2, 3, 1).numpy()
+
+    if out.suffix.lower() == ".npy":
+        c, h, w = shape
+
+        def write(f):
+            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
+                                                     "shape": (len(z), h, w, c)})
+            for _, arr in chunks():
+                f.write(np.ascontiguousarray(arr).tobytes())
+        return atomic_write(out, write)
+    out.mkdir(parents=True, exist_ok=True)
+    width = max(6, len(str(len(z) - 1)))
+    for start, arr in chunks():
+        for k, a in enumerate(arr):
+            im = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+            atomic_write(out / f"{start + k:0{width}d}.png", lambda f, im=im: im.save(f, format="PNG"))
+    return out
 
 
 def write_animation(frames: torch.Tensor, out: str | os.PathLike, fps: int = 12,

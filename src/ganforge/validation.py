@@ -183,8 +183,9 @@ def validate(cfg: Config) -> Config:
     _check_model(cfg)
     _check_training(cfg)
     out = thawed_copy(cfg)
-    if out.data.path:  # `data.path=~/x` is not expanded by the shell
-        out.data.path = os.path.expanduser(out.data.path)
+    if out.data.path:  # `data.path=~/x` is not expanded by the shell; a relative path is made
+        # absolute, so that a resume or an evaluation from another folder reads the same data
+        out.data.path = os.path.abspath(os.path.expanduser(out.data.path))
     out.__dict__["_validated"] = True
     return freeze(out)
 

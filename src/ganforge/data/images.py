@@ -22,6 +22,7 @@ import functools
 import hashlib
 import io
 import os
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ def _is_image(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
 
 
+MAX_MEMBER_BYTES = 256 << 20  # an image inside a zip larger than this is refused, not read
+
+
 @dataclass(frozen=True)
 class ZipMember:
     """An image inside a zip archive, used where a folder's file path would be."""
@@ -55,7 +59,18 @@ class ZipMember:
         return f"{self.archive}:{self.member}"
 
     def open(self) -> io.BytesIO:
-        return io.BytesIO(_open_zip(self.archive).read(self.member))
+        """The member's bytes, read with a cap: its declared size first, then no more than
+        :data:`MAX_MEMBER_BYTES` whatever the header says (a zip bomb stops there)."""
+        archive = _open_zip(self.archive)
+        size = archive.getinfo(self.member).file_size
+        if size > MAX_MEMBER_BYTES:
+            raise ValueError(f"{self} declares {size:,} bytes, above the {MAX_MEMBER_BYTES:,} "
+                             "an image member may have")
+        with archive.open(self.member) as f:
+            data = f.read(MAX_MEMBER_BYTES + 1)
+        if len(data) > MAX_MEMBER_BYTES:
+            raise ValueError(f"{self} holds more than {MAX_MEMBER_BYTES:,} bytes")
+        return io.BytesIO(data)
 
 
 @functools.lru_cache(maxsize=4)
@@ -69,7 +84,13 @@ def _scan_zip(root: Path) -> tuple[list[ZipMember], list[int], list[str]]:
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{root} is not a readable zip archive ({e}); data.path must name a "
                         "folder of images or a .zip of one") from None
-    images = sorted(n for n in names if PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS
+    # Members named outside the archive's folder (absolute, or through ..) are never read.
+    unsafe = [n for n in names if n.startswith("/") or ".." in PurePosixPath(n).parts]
+    if unsafe:
+        print(f"ganforge: warning: {root}: {len(unsafe)} member(s) with absolute or '..' names "
+              f"skipped (e.g. {unsafe[0]})", file=sys.stderr)
+    images = sorted(n for n in names if n not in unsafe
+                    and PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS
                     and not any(part.startswith((".", "__MACOSX")) for part in PurePosixPath(n).parts))
     parts = [PurePosixPath(n).parts for n in images]
     # one folder holding everything (pokemon.zip holds pokemon/...) is the root, not a class
@@ -224,8 +245,8 @@ def infer_shape(root: str | os.PathLike, sample: int = 64, lo: int = 32,
             with Image.open(f.open() if isinstance(f, ZipMember) else f) as img:
                 sides.append(min(img.size))
                 gray = gray and img.mode in GRAY_MODES
-        except (OSError, ValueError, SyntaxError):
-            continue
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, zipfile.BadZipFile):
+            continue  # decoding reports it (a bomb with the data.max_pixels advice)
     if not sides:
         return lo, 3
     side = int(np.median(sides))
@@ -247,7 +268,8 @@ def decode_into(files: list, out: np.ndarray, resolution: int, channels: int,
         try:
             out[len(kept)] = decode_image(f, resolution, channels, max_pixels)
             kept.append(i)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+                zipfile.BadZipFile) as e:
             bad.append(f"{f.name} ({type(e).__name__})")
     if bad:
         warnings.warn(

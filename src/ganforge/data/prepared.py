@@ -8,6 +8,14 @@ modification times and every decoding setting, so any change to either makes a n
 is built in a temporary folder and renamed into place: an interrupted preparation never looks
 complete. Later runs open it memory-mapped: start-up costs milliseconds, and batches are gathered
 from the page cache, so a folder larger than memory trains.
+
+A copy verifies itself before use: ``meta.json`` (written last) must be the request's (settings,
+stamp, count), ``images.u8`` and ``labels.npy`` must have the sizes, types and ranges it states,
+and the images' per-chunk SHA-256s must match (every chunk of a copy up to 256 MiB, 16 spread
+chunks of a larger one). Anything else -- a truncated, zeroed or foreign file, garbage JSON -- is
+removed and the copy built again. The space a copy needs is reserved before it is written, a
+killed preparation's temporary folder is removed by the next one, and a folder's older copies at
+the same settings are removed once its new copy is complete.
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ from ..errors import DataError
 from .images import DEFAULT_MAX_PIXELS, decode_into, folder_stamp, scan_folder
 from .roots import user_cache_dir
 
-PREPARED_VERSION = 1
+PREPARED_VERSION = 2
+CHUNK = 16 << 20  # bytes per checksummed chunk of images.u8
+FULL_CHECK = 256 << 20  # copies up to this size have every chunk checked on open
 # What decoding does, part of the key: a change to the rules must not reuse old copies.
 DECODER = "pil: white matte, 16-bit scaled, center square crop, lanczos"
 
@@ -56,12 +66,111 @@ def _key(root: Path, stamp: str, resolution: int, channels: int, limit: int,
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def open_prepared(path: Path) -> PreparedFolder:
-    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    n, c, r = meta["count"], meta["channels"], meta["resolution"]
+def _chunk_digests(path: Path, indices: list[int] | None = None) -> list[str]:
+    """SHA-256 of each CHUNK-byte block of ``path`` (only those in ``indices`` when given)."""
+    size = path.stat().st_size
+    wanted = range(max(1, -(-size // CHUNK))) if indices is None else indices
+    out = []
+    with open(path, "rb") as f:
+        for i in wanted:
+            f.seek(i * CHUNK)
+            out.append(hashlib.sha256(f.read(CHUNK)).hexdigest()[:32])
+    return out
+
+
+def _verified(path: Path, request: dict[str, Any]) -> PreparedFolder | None:
+    """The copy at ``path`` if it is whole and is what ``request`` asks for, else None."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or any(meta.get(k) != v for k, v in request.items()):
+            return None
+        n, c, r, digests = meta["count"], meta["channels"], meta["resolution"], meta["chunks"]
+        classes = meta["classes"]
+        if not (isinstance(n, int) and n >= 0 and isinstance(classes, list)
+                and isinstance(digests, list) and len(meta["files"]) == n):
+            return None
+        images_path = path / "images.u8"
+        if images_path.stat().st_size != n * c * r * r or len(digests) != max(1, -(-n * c * r * r // CHUNK)):
+            return None
+        check = list(range(len(digests)))
+        if n * c * r * r > FULL_CHECK:  # 16 chunks spread over a large copy
+            check = sorted({round(i * (len(digests) - 1) / 15) for i in range(16)})
+        if _chunk_digests(images_path, check) != [digests[i] for i in check]:
+            return None
+        labels = np.load(path / "labels.npy", allow_pickle=False)
+        if labels.shape != (n,) or labels.dtype != np.int64 or \
+                (n and (labels.min() < 0 or labels.max() >= max(1, len(classes)))):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return None
     # mode "c": copy-on-write pages, so torch may wrap the array; the file is never written
-    images = np.memmap(path / "images.u8", dtype=np.uint8, mode="c", shape=(n, c, r, r))
-    return PreparedFolder(path, meta, images, np.load(path / "labels.npy"))
+    images = np.memmap(images_path, dtype=np.uint8, mode="c", shape=(n, c, r, r)) if n else \
+        np.zeros((0, c, r, r), np.uint8)
+    return PreparedFolder(path, meta, images, labels)
+
+
+def human_size(n: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _clean_up(parent: Path, keep: Path, request: dict[str, Any]) -> None:
+    """Remove killed preparations' temporary folders, and the older copies of the same folder
+    at the same settings (their stamp differs: the folder changed since)."""
+    if not parent.is_dir():
+        return
+    same = {k: v for k, v in request.items() if k != "stamp"}
+    for entry in parent.iterdir():
+        if entry == keep or not entry.is_dir():
+            continue
+        if entry.name.startswith("."):  # .<name>.<pid>.<random>: a preparation in progress
+            parts = entry.name.split(".")
+            pid = int(parts[2]) if len(parts) > 3 and parts[2].isdigit() and len(parts[2]) < 10 else 0
+            if not _alive(pid):
+                _remove(entry)
+            continue
+        try:
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and all(meta.get(k) == v for k, v in same.items()) \
+                and meta.get("stamp") != request["stamp"]:
+            _remove(entry)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 1:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_prepared(path: Path) -> PreparedFolder:
+    """A prepared copy that is whole (see the module docstring), or a DataError."""
+    meta_path = path / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        request = {k: meta[k] for k in ("version", "source", "resolution", "channels", "limit",
+                                        "max_pixels", "decoder", "stamp")}
+    except (OSError, ValueError, KeyError, TypeError):
+        request = None
+    prep = None if request is None else _verified(path, request)
+    if prep is None:
+        raise DataError(f"the prepared copy {path} is damaged; delete that folder and run the "
+                        "command again (it is rebuilt from the images)")
+    return prep
 
 
 def prepare_folder(root: str | os.PathLike, resolution: int, channels: int, limit: int = 0,
@@ -76,22 +185,40 @@ def prepare_folder(root: str | os.PathLike, resolution: int, channels: int, limi
     stamp = folder_stamp(root, files)
     name = root.stem if root.is_file() else root.name
     dest = prepared_root() / f"{name or 'folder'}-{_key(root, stamp, resolution, channels, limit, max_pixels)}"
-    if (dest / "meta.json").is_file():
-        return open_prepared(dest), True
+    request = {"version": PREPARED_VERSION, "source": str(root.resolve()),
+               "resolution": resolution, "channels": channels, "limit": limit,
+               "max_pixels": max_pixels, "decoder": DECODER, "stamp": stamp}
+    if dest.exists():
+        prep = _verified(dest, request)
+        if prep is not None:
+            return prep, True
+        _remove(dest)  # damaged or foreign: built again below
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    _clean_up(dest.parent, dest, request)
+    row = channels * resolution * resolution
+    need = len(files) * row
+    free = shutil.disk_usage(dest.parent).free
+    if need > free:
+        raise DataError(f"the prepared copy of {root} needs {human_size(need)} in {dest.parent} "
+                        f"and {human_size(free)} are free: free space there, "
+                        "set XDG_CACHE_HOME to a larger disk, or lower data.resolution / "
+                        "data.limit")
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}."))
     try:
-        row = channels * resolution * resolution
-        out = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="w+",
-                        shape=(len(files), channels, resolution, resolution))
+        with open(tmp / "images.u8", "wb") as f:  # reserve the space: a full disk fails here,
+            if need:                              # not as a bus error inside the memory map
+                os.posix_fallocate(f.fileno(), 0, need)
+        out = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="r+",
+                        shape=(len(files), channels, resolution, resolution)) if need else \
+            np.zeros((0, channels, resolution, resolution), np.uint8)
         kept = decode_into(files, out, resolution, channels, max_pixels, progress, str(root))
-        out.flush()
+        if isinstance(out, np.memmap):
+            out.flush()
         del out
         os.truncate(tmp / "images.u8", len(kept) * row)  # files that failed leave no rows
         np.save(tmp / "labels.npy", np.asarray(labels, dtype=np.int64)[kept])
-        meta = {"version": PREPARED_VERSION, "source": str(root.resolve()), "count": len(kept),
-                "channels": channels, "resolution": resolution, "classes": classes,
-                "limit": limit, "max_pixels": max_pixels, "decoder": DECODER, "stamp": stamp,
+        meta = {**request, "count": len(kept), "classes": classes,
+                "chunks": _chunk_digests(tmp / "images.u8"),
                 "skipped": len(files) - len(kept),
                 "files": [str(f.member) if hasattr(f, "member") else str(f.relative_to(root))
                           for f in (files[i] for i in kept)]}
@@ -106,4 +233,5 @@ def prepare_folder(root: str | os.PathLike, resolution: int, channels: int, limi
                         f"{e.strerror or e}; free space there or set XDG_CACHE_HOME") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _clean_up(dest.parent, dest, request)
     return open_prepared(dest), False

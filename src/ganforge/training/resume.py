@@ -6,6 +6,7 @@ override means on resume is in docs/robustness.md."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,25 @@ def check_resume_overrides(cfg: Config, saved: Config, state: dict[str, Any]) ->
         if old != new:
             raise GanforgeError(f"{key}={new} cannot continue from the checkpoint's {old} state; "
                                 f"start a new run to change the optimizer")
+
+
+def check_same_data(resumed: Resumption, examples: int, quiet: bool) -> None:
+    """The data a resume reads against what the checkpoint was trained on: a different number
+    of examples in the middle of an epoch is refused (the position counts into the old data);
+    at an epoch boundary the run goes on with the new data, and says so."""
+    before = (resumed.state.get("resolved") or {}).get("examples")
+    if before is None or before == examples:
+        return
+    where = resumed.cfg.data.path or resumed.cfg.data.name
+    if resumed.state.get("position", {}).get("step_in_epoch", 0) > 0:
+        raise GanforgeError(
+            f"the data changed since the checkpoint: {where} held {before} examples and holds "
+            f"{examples} now, and the checkpoint stopped in the middle of an epoch, at a position "
+            "in the old data. Restore the data, or start a new run on the new data")
+    if not quiet:
+        print(f"ganforge: note: the data changed since the checkpoint: {where} held {before} "
+              f"examples and holds {examples} now; the next epochs use the new data",
+              file=sys.stderr)
 
 
 def apply_optimizer_settings(optimizers: Sequence[torch.optim.Optimizer], cfg: Config,

@@ -23,7 +23,7 @@ from ..io.lock import RunLock, refuse_if_locked
 from ..io.rundir import prepare_run_dir, write_run_files, write_summary
 from ..runtime import resolve_device, seed_everything
 from ..validation import is_validated, validate
-from .resume import Resumption, apply_optimizer_settings, prepare_resume
+from .resume import Resumption, apply_optimizer_settings, check_same_data, prepare_resume
 from .step import GAN
 from .trainer import Trainer, TrainingInterrupted, TrainResult, _StopRequested
 
@@ -104,6 +104,8 @@ def train(cfg: Config | None = None, out_dir: str | os.PathLike | None = None, *
     if dinfo.is_main:
         distributed.barrier()
     num_classes = resolve_classes(cfg, dataset)
+    if resumed is not None:
+        check_same_data(resumed, len(dataset), quiet=not dinfo.is_main)  # said even with --quiet
     if resumed is None:
         if dinfo.is_main:
             if run_dir.is_dir():

@@ -1,0 +1,130 @@
+"""Results name what produced them, caches that break are rebuilt, and no command writes a file
+it was not asked for."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ganforge import evaluate as evaluate_module
+from ganforge.cli import main
+from ganforge.evaluate import _load_cached, evaluate, file_sha256
+
+
+@pytest.fixture
+def toy_run(tmp_path):
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1",
+                 "report.tensorboard=off"]) == 0
+    return run
+
+
+def test_an_evaluation_records_the_checkpoint_it_scored(toy_run):
+    res = evaluate(toy_run)
+    rec = next(iter(json.loads((toy_run / "eval.json").read_text()).values()))
+    assert rec["checkpoint_sha256"] == file_sha256(toy_run / "checkpoint.pt") == res["checkpoint_sha256"]
+    assert rec["step"] == 125 and rec["epoch"] == 1 and rec["images_seen"] == 1000
+
+
+def test_a_checkpoint_replaced_during_the_evaluation_is_not_credited(toy_run, monkeypatch, capsys):
+    real = evaluate_module.evaluate_generator
+
+    def and_a_resume_saves_meanwhile(*args, **kwargs):
+        out = real(*args, **kwargs)
+        (toy_run / "checkpoint.pt").write_bytes((toy_run / "checkpoint.pt").read_bytes() + b"x")
+        return out
+
+    monkeypatch.setattr(evaluate_module, "evaluate_generator", and_a_resume_saves_meanwhile)
+    assert main(["evaluate", str(toy_run), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert "2-Wasserstein" in captured.out, "the table is printed"
+    assert "was replaced while it was evaluated" in captured.err
+    assert not (toy_run / "eval.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "random", "wrong rows", "no features"])
+def test_a_broken_feature_cache_is_computed_again(tmp_path, damage):
+    path = tmp_path / "c.npz"
+    np.savez(path, features=np.ones((8, 4), np.float32), probs=np.ones((8, 2), np.float32))
+    assert _load_cached(path, 8) is not None
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(len(data)))
+    elif damage == "wrong rows":
+        np.savez(path, features=np.ones((5, 4), np.float32))
+    else:
+        np.savez(path, other=np.ones((8, 4), np.float32))
+    assert _load_cached(path, 8) is None and not path.exists()
+
+
+def test_a_read_only_cache_still_prints_the_scores(tmp_path, monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(evaluate_module, "atomic_write", refuse)
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), np.uint8))
+    (tmp_path / "imgs").mkdir()
+    from .conftest import write_images
+    write_images(tmp_path / "imgs", 4, (16, 16))
+    assert main(["fid", str(tmp_path / "a.npy"), str(tmp_path / "imgs"), "--backend", "torch",
+                 "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "FID" in captured.out and "could not be cached" in captured.err
+
+
+def test_export_never_replaces_a_runs_config(toy_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(["train", "gaussian2d", "--out", str(other), "--quiet", "train.epochs=1",
+                 "report.tensorboard=off"]) == 0
+    before = (other / "config.json").read_bytes()
+    assert main(["export", str(toy_run), "--out", str(other / "config.safetensors"),
+                 "--overwrite"]) == 2
+    assert "is not an export's config" in capsys.readouterr().err
+    assert (other / "config.json").read_bytes() == before
+    assert not (other / "config.safetensors").exists()
+    # an earlier export is replaced with --overwrite
+    out = tmp_path / "g.safetensors"
+    assert main(["export", str(toy_run), "--out", str(out)]) == 0
+    assert main(["export", str(toy_run), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_a_relative_data_path_is_made_absolute_when_the_run_is_created(tmp_path, monkeypatch):
+    from .conftest import write_images
+
+    write_images(tmp_path / "imgs", 8, (16, 16))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "folder", "data.path=imgs", "--out", "run", "--quiet", "train.epochs=1",
+                 "data.resolution=16", "model.g_width=4", "model.d_width=4", "train.max_minutes=0",
+                 "report.tensorboard=off"]) == 0
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["data"]["path"] == str(tmp_path / "imgs")
+    assert json.loads((tmp_path / "run" / "resolved.json").read_text())["data_path"] == str(tmp_path / "imgs")
+
+
+def test_a_resume_on_changed_data_is_refused_mid_epoch_and_noted_at_a_boundary(tmp_path, capsys):
+    from .conftest import write_images
+
+    folder = write_images(tmp_path / "imgs", 16, (16, 16))
+    common = ["data.resolution=16", "model.g_width=4", "model.d_width=4", "train.max_minutes=0",
+              "report.tensorboard=off", "train.batch_size=4", "--quiet"]
+    assert main(["train", "folder", f"data.path={folder}", "--out", str(tmp_path / "a"),
+                 "train.epochs=1", "train.checkpoint_steps=2", *common]) == 0
+    for extra in range(16, 24):  # the folder grows
+        write_images(tmp_path / "more", 1, (16, 16))
+        (tmp_path / "more" / "0.png").rename(folder / f"x{extra}.png")
+    assert main(["train", "--resume", str(tmp_path / "a"), "train.epochs=2", "--quiet"]) == 0
+    assert "held 16 examples and holds 24 now" in capsys.readouterr().err
+    # stopped in the middle of an epoch: the position counts into the old data
+    ckpt = tmp_path / "a" / "checkpoint.pt"
+    import torch
+    state = torch.load(ckpt, weights_only=True)
+    state["position"]["step_in_epoch"] = 1
+    state["resolved"]["examples"] = 16
+    torch.save(state, ckpt)
+    before = ckpt.read_bytes()
+    assert main(["train", "--resume", str(tmp_path / "a"), "train.epochs=3", "--quiet"]) == 2
+    assert "middle of an epoch" in capsys.readouterr().err and ckpt.read_bytes() == before
