@@ -128,3 +128,52 @@ def test_a_resume_on_changed_data_is_refused_mid_epoch_and_noted_at_a_boundary(t
     before = ckpt.read_bytes()
     assert main(["train", "--resume", str(tmp_path / "a"), "train.epochs=3", "--quiet"]) == 2
     assert "middle of an epoch" in capsys.readouterr().err and ckpt.read_bytes() == before
+
+
+def test_a_model_too_large_for_the_machine_is_refused_before_allocating(tmp_path, capsys):
+    """Estimated on the meta device: nothing of the model is allocated, no file is written."""
+    import torch
+
+    from ganforge.errors import GanforgeError
+    from ganforge.presets import from_preset
+    from ganforge.training.memory import check_fits, could_be_large, estimate_bytes
+
+    cfg = from_preset("pokemon-dcgan", ["model.g_width=4096", "model.d_width=4096"])
+    assert could_be_large(cfg, (3, 64, 64)) and estimate_bytes(cfg, (3, 64, 64), 0) > 50 * 2**30
+    with pytest.raises(GanforgeError, match="memory_check=false"):
+        check_fits(cfg, (3, 64, 64), 0, torch.device("cpu"))
+    small = from_preset("pokemon-dcgan", ["model.g_width=256", "model.d_width=256"])
+    assert could_be_large(small, (3, 64, 64))
+    check_fits(small, (3, 64, 64), 0, torch.device("cpu"))  # estimated, and it fits
+    assert not could_be_large(from_preset("pokemon-dcgan"), (3, 64, 64)), "presets: no cost"
+    folder = _images(tmp_path)
+    assert main(["train", "folder", f"data.path={folder}", "--out", str(tmp_path / "big"),
+                 "model.g_width=4096", "model.d_width=4096", "data.resolution=64"]) == 2
+    assert "GiB to train" in capsys.readouterr().err and not (tmp_path / "big").exists()
+
+
+def test_large_samples_stream_to_disk_and_equal_the_whole_draw(tmp_path):
+    from ganforge.sample import sample
+
+    run = tmp_path / "dc"
+    assert main(["train", "mnist-dcgan", "--out", str(run), "--quiet", "data.name=folder",
+                 f"data.path={_images(tmp_path)}", "data.resolution=16", "model.g_width=4",
+                 "model.d_width=4", "train.epochs=1", "train.batch_size=8",
+                 "report.tensorboard=off"]) == 0
+    sample(run, 600, tmp_path / "a.npy")  # streamed in chunks of 256
+    a = np.load(tmp_path / "a.npy")
+    assert a.shape[:3] == (600, 16, 16) and a.dtype == np.uint8
+    sample(run, 600, tmp_path / "folder")
+    from PIL import Image
+    png = np.asarray(Image.open(tmp_path / "folder" / "000599.png"))
+    assert np.array_equal(png.reshape(a[599].shape), a[599])
+    # the first chunk equals a small draw of the same seed
+    sample(run, 4, tmp_path / "b.npy")
+    assert np.array_equal(np.load(tmp_path / "b.npy"), a[:4])
+    with pytest.raises(Exception, match="a grid holds at most 4096"):
+        sample(run, 5000, tmp_path / "g.png")
+
+
+def _images(tmp_path):
+    from .conftest import write_images
+    return write_images(tmp_path / "imgs", 8, (16, 16))

@@ -190,6 +190,8 @@ class TrainConfig(_Section):
     checkpoint_steps: int = _key(0, "also checkpoint every N steps inside an epoch; 0 = off")
     checkpoint_minutes: float = _key(10.0, "also checkpoint when this much time passed since the "
                                      "last one; 0 = off")
+    memory_check: bool = _key(True, "refuse, before allocating, a model whose training needs more "
+                              "memory than the device has free (estimated on the meta device)")
 
 
 @dataclass

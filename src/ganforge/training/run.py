@@ -24,6 +24,7 @@ from ..io.rundir import prepare_run_dir, write_run_files, write_summary
 from ..runtime import resolve_device, seed_everything
 from ..validation import is_validated, validate
 from .resume import Resumption, apply_optimizer_settings, check_same_data, prepare_resume
+from .memory import check_fits
 from .step import GAN
 from .trainer import Trainer, TrainingInterrupted, TrainResult, _StopRequested
 
@@ -104,6 +105,7 @@ def train(cfg: Config | None = None, out_dir: str | os.PathLike | None = None, *
     if dinfo.is_main:
         distributed.barrier()
     num_classes = resolve_classes(cfg, dataset)
+    check_fits(cfg, dataset.sample_shape, num_classes, device)  # before the run's files change
     if resumed is not None:
         check_same_data(resumed, len(dataset), quiet=not dinfo.is_main)  # said even with --quiet
     if resumed is None:
