@@ -193,3 +193,22 @@ def test_space_is_checked_before_a_copy_is_written(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert "needs 96.0 KiB" in err and "100 bytes are free" in err
     assert not prepared_root().exists() or not any(prepared_root().iterdir()), "nothing written"
+
+
+def test_an_unreadable_class_folder_is_named_not_dropped_silently(tmp_path, capsys, monkeypatch):
+    root = _folder(tmp_path / "imgs")
+    real = os.access  # (root reads any folder, so the refusal is simulated)
+    monkeypatch.setattr(images_mod.os, "access",
+                        lambda p, mode: False if str(p).endswith("dogs") else real(p, mode))
+    from ganforge.data.images import scan_folder
+    files, _, classes = scan_folder(root)
+    assert classes == ["cats"] and len(files) == 4
+    assert "1 folder(s) could not be read" in capsys.readouterr().err
+
+
+def test_a_file_name_that_is_not_utf8_is_read_like_any_other(tmp_path):
+    root = write_images(tmp_path / "imgs", 3, (8, 8))
+    os.rename(bytes(root / "0.png"), bytes(root) + b"/\xff\xfe.png")
+    prep, _ = prepare_folder(root, 8, 3)
+    assert prep.meta["count"] == 3
+    assert prepare_folder(root, 8, 3)[1], "and its copy is found again"

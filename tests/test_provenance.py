@@ -177,3 +177,27 @@ def test_large_samples_stream_to_disk_and_equal_the_whole_draw(tmp_path):
 def _images(tmp_path):
     from .conftest import write_images
     return write_images(tmp_path / "imgs", 8, (16, 16))
+
+
+def test_download_calls_a_dataset_present_only_when_it_is_whole(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from ganforge.data import idx
+    from .conftest import SHARED_DATA, write_images
+
+    partial = write_images(tmp_path / "sprites" / "pokemon", 3, (8, 8))
+    assert main(["download", "pokemon", "--dir", str(partial)]) == 2
+    err = capsys.readouterr().err
+    assert "holds 3 files" in err and "it is partial" in err
+    mnist = SHARED_DATA / "mnist"
+    if not (mnist / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("MNIST not found beside the checkout")
+    dest = tmp_path / "mnist"
+    shutil.copytree(mnist, dest)
+    assert idx.verify_present(idx.IDX_DATASETS["mnist"], dest) == []
+    labels = dest / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:-40])  # truncated
+    monkeypatch.setattr(idx.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    assert main(["download", "mnist", "--dir", str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert "t10k-labels-idx1-ubyte.gz" in err and "Traceback" not in err

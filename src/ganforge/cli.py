@@ -13,9 +13,9 @@ from . import __version__, distributed
 from .ablate import ablate
 from .config import Config, apply_overrides
 from .validation import key_specs, keys_markdown, validate
-from .data.idx import IDX_DATASETS, download
+from .data.idx import IDX_DATASETS, download, verify_present
 from .data import folder_path, resolve_shape
-from .data.named_folders import FOLDER_DATASETS, locate_folder
+from .data.named_folders import FOLDER_DATASETS, folder_problem, locate_folder
 from .data.prepared import prepare_folder
 from .data.roots import download_dir
 from .errors import GanforgeError
@@ -182,9 +182,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     if args.dataset in FOLDER_DATASETS:
         dest = locate_folder(args.dataset, args.dir)
+        problem = folder_problem(args.dataset, dest)
+        if problem:
+            raise GanforgeError(problem)
     else:
         dest = Path(args.dir) if args.dir else download_dir(args.dataset)
-        download(IDX_DATASETS[args.dataset], dest)
+        download(IDX_DATASETS[args.dataset], dest)  # replaces files that are not the published ones
+        problems = verify_present(IDX_DATASETS[args.dataset], dest)
+        if problems:
+            raise GanforgeError(f"{args.dataset} in {dest} is not whole: {'; '.join(problems)}")
     print(f"{args.dataset} is in {dest}")
     return 0
 

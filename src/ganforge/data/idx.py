@@ -181,14 +181,37 @@ def locate(spec: IdxSpec, split: str, explicit: str | os.PathLike | None = None)
     return None
 
 
+def file_problem(spec: IdxSpec, path: Path, fname: str) -> str | None:
+    """Why the IDX file at ``path`` is not the published ``fname`` (None when it is)."""
+    try:
+        digest = hashlib.sha256(_open_bytes(path)).hexdigest()
+    except DataError as e:
+        return str(e)
+    if digest != spec.sha256[fname]:
+        return f"{path} is not the published {fname} (sha256 {digest[:16]}...)"
+    return None
+
+
+def verify_present(spec: IdxSpec, directory: Path) -> list[str]:
+    """What is missing or wrong among the four files of ``spec`` in ``directory``."""
+    problems = []
+    for fname in spec.sha256:
+        found = _find_file(directory, fname)
+        problem = f"{fname} is missing" if found is None else file_problem(spec, found, fname)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
 def download(spec: IdxSpec, dest: Path, files: list[str] | None = None, timeout: float = 30.0) -> None:
     """Download ``files`` (default: all four) into ``dest`` and verify their checksums. A folder
     created here is removed again when nothing could be downloaded into it."""
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     for fname in files or list(spec.sha256):
-        if _find_file(dest, fname):
-            continue
+        found = _find_file(dest, fname)
+        if found and not file_problem(spec, found, fname):
+            continue  # present and the published file
         errors = []
         for base in spec.urls:
             url = base + fname

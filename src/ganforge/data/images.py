@@ -134,6 +134,14 @@ def _scan_dir(root: Path) -> tuple[list[Path], list[int], list[str]]:
     files: list[Path] = []
     labels: list[int] = []
     classes: list[str] = []
+    # A folder that cannot be listed would be skipped by rglob without a word: say so.
+    unreadable = [d for d in subdirs for d in [d, *d.rglob("*")]
+                  if d.is_dir() and not os.access(d, os.R_OK | os.X_OK)]
+    if unreadable:
+        print(f"ganforge: warning: {root}: {len(unreadable)} folder(s) could not be read and were "
+              f"skipped ({', '.join(str(d.relative_to(root)) for d in unreadable[:3])}); check "
+              "their permissions", file=sys.stderr)
+    subdirs = [d for d in subdirs if d not in unreadable]
     for d in subdirs:
         found = sorted(p for p in d.rglob("*") if _is_image(p))
         if found:
@@ -155,13 +163,13 @@ def folder_stamp(root: str | os.PathLike, files: list) -> str:
     root = Path(root)
     if root.is_file():
         st = root.stat()
-        stamp.update(f"{root.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+        stamp.update(f"{root.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
         for f in files:
-            stamp.update(f.member.encode() + b"\0")
+            stamp.update(f.member.encode("utf-8", "surrogateescape") + b"\0")
         return stamp.hexdigest()
     for f in files:
         st = f.stat()
-        stamp.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+        stamp.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
     return stamp.hexdigest()
 
 

@@ -26,6 +26,7 @@ class FolderSpec:
     url: str
     sha1: str  # of the archive, as its publisher gives it
     source: str
+    count: int = 0  # images the published archive holds (0 = not checked)
 
 
 FOLDER_DATASETS: dict[str, FolderSpec] = {
@@ -34,6 +35,7 @@ FOLDER_DATASETS: dict[str, FolderSpec] = {
         url="http://d2l-data.s3-accelerate.amazonaws.com/pokemon.zip",
         sha1="c065c0e2593b8b161a2d7873e42418bf6a21106c",
         source="Dive into Deep Learning, section 20.2 (d2l.DATA_HUB['pokemon'])",
+        count=5080,
     ),
 }
 
@@ -75,6 +77,17 @@ def locate_folder(name: str, explicit: str | os.PathLike | None = None,
                         "damaged or not the published archive; nothing was kept. Retry, or "
                         "download it yourself and pass --data-dir.")
     return _extract(payload, download_dir(name), name)
+
+
+def folder_problem(name: str, folder: Path) -> str | None:
+    """Why ``folder`` is not the whole published dataset ``name`` (None when it looks whole)."""
+    spec = FOLDER_DATASETS[name]
+    count = sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if spec.count and count < spec.count:
+        return (f"{folder} holds {count} files, and the published {name} archive holds "
+                f"{spec.count} images: it is partial (an interrupted copy?); delete it and run "
+                f"`ganforge download {name}` again, or point --data-dir at a whole copy")
+    return None
 
 
 def _fetch(url: str, timeout: float) -> bytes:
