@@ -147,9 +147,17 @@ def test_a_model_too_large_for_the_machine_is_refused_before_allocating(tmp_path
     check_fits(small, (3, 64, 64), 0, torch.device("cpu"))  # estimated, and it fits
     assert not could_be_large(from_preset("pokemon-dcgan"), (3, 64, 64)), "presets: no cost"
     folder = _images(tmp_path)
-    assert main(["train", "folder", f"data.path={folder}", "--out", str(tmp_path / "big"),
-                 "model.g_width=4096", "model.d_width=4096", "data.resolution=64"]) == 2
-    assert "GiB to train" in capsys.readouterr().err and not (tmp_path / "big").exists()
+    import resource
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "ganforge", "train", "folder", f"data.path={folder}",
+                          "--out", str(tmp_path / "big"), "model.g_width=4096",
+                          "model.d_width=4096", "data.resolution=64"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "GiB to train" in out.stderr and not (tmp_path / "big").exists()
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # the largest child's
+    assert peak < 2 * 2**30, f"the refusal itself used {peak / 2**30:.1f} GiB"
 
 
 def test_large_samples_stream_to_disk_and_equal_the_whole_draw(tmp_path):
@@ -201,3 +209,25 @@ def test_download_calls_a_dataset_present_only_when_it_is_whole(tmp_path, capsys
     assert main(["download", "mnist", "--dir", str(dest)]) == 2
     err = capsys.readouterr().err
     assert "t10k-labels-idx1-ubyte.gz" in err and "Traceback" not in err
+
+
+def test_a_full_disk_during_prepare_is_a_message_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """On a 1 MiB tmpfs (where this process may mount one): the space check refuses the copy."""
+    import subprocess
+
+    from ganforge.data.prepared import prepared_root
+
+    disk = tmp_path / "small"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root, or in a container without it)")
+    try:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(disk))
+        folder = _images(tmp_path)
+        assert main(["prepare", str(folder), "data.resolution=256", "data.channels=3"]) == 2
+        assert "are free" in capsys.readouterr().err
+        assert not prepared_root().exists() or not any(prepared_root().iterdir())
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
