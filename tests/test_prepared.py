@@ -61,6 +61,7 @@ def test_undecodable_files_leave_no_rows(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 of 5"):
         prep, _ = prepare_folder(root, 8, 3)
     assert prep.meta["count"] == 4 and prep.meta["skipped"] == 1 and len(prep.labels) == 4
+    assert prep.meta["skipped_files"] == [os.path.join("cats", "bad.png")]
     assert os.path.getsize(prep.path / "images.u8") == 4 * 3 * 8 * 8
     with pytest.warns(UserWarning, match="skipped 1 of 5"):
         ram, labels, _ = load_image_folder(root, 8, 3)

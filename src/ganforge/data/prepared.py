@@ -109,6 +109,11 @@ def _verified(path: Path, request: dict[str, Any]) -> PreparedFolder | None:
     return PreparedFolder(path, meta, images, labels)
 
 
+def _name(f, root: Path) -> str:
+    """A file's name in meta.json: its path inside the folder, or its zip member name."""
+    return str(f.member) if hasattr(f, "member") else str(f.relative_to(root))
+
+
 def human_size(n: int) -> str:
     """1536 -> '1.5 KiB'."""
     for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
@@ -217,11 +222,13 @@ def prepare_folder(root: str | os.PathLike, resolution: int, channels: int, limi
         del out
         os.truncate(tmp / "images.u8", len(kept) * row)  # files that failed leave no rows
         np.save(tmp / "labels.npy", np.asarray(labels, dtype=np.int64)[kept])
+        kept_set = set(kept)
         meta = {**request, "count": len(kept), "classes": classes,
                 "chunks": _chunk_digests(tmp / "images.u8"),
                 "skipped": len(files) - len(kept),
-                "files": [str(f.member) if hasattr(f, "member") else str(f.relative_to(root))
-                          for f in (files[i] for i in kept)]}
+                "skipped_files": [_name(f, root) for i, f in enumerate(files)
+                                  if i not in kept_set][:1000],  # the first 1,000 named
+                "files": [_name(files[i], root) for i in kept]}
         (tmp / "meta.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
         try:
             os.replace(tmp, dest)

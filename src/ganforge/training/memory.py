@@ -42,6 +42,8 @@ def estimate_bytes(cfg: Config, sample_shape: tuple[int, ...], classes: int) -> 
     try:
         with torch.device("meta"):
             G, D = build_models(cfg.model, sample_shape, classes)
+            G.eval()  # the same activations; no random style-mixing cut (a host read)
+            D.eval()
             params_G = sum(p.numel() for p in G.parameters())
             params_D = sum(p.numel() for p in D.parameters())
             b = cfg.train.batch_size
