@@ -93,3 +93,14 @@ def hold_lock(run_dir) -> "subprocess.Popen":
         stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
+
+
+@pytest.fixture
+def toy_run(tmp_path):
+    """A finished one-epoch run of the 2-D toy, through the command line."""
+    from ganforge.cli import main
+
+    run = tmp_path / "r"
+    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1",
+                 "report.tensorboard=off"]) == 0
+    return run

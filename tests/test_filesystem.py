@@ -19,14 +19,6 @@ from .conftest import hold_lock
 
 
 @pytest.fixture
-def toy_run(tmp_path):
-    run = tmp_path / "r"
-    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1",
-                 "report.tensorboard=off"]) == 0
-    return run
-
-
-@pytest.fixture
 def lock_holder(toy_run):
     """Another live process holding the run's lock."""
     proc = hold_lock(toy_run)

@@ -11,14 +11,6 @@ from ganforge.cli import main
 from ganforge.evaluate import _load_cached, evaluate, file_sha256
 
 
-@pytest.fixture
-def toy_run(tmp_path):
-    run = tmp_path / "r"
-    assert main(["train", "gaussian2d", "--out", str(run), "--quiet", "train.epochs=1",
-                 "report.tensorboard=off"]) == 0
-    return run
-
-
 def test_an_evaluation_records_the_checkpoint_it_scored(toy_run):
     res = evaluate(toy_run)
     rec = next(iter(json.loads((toy_run / "eval.json").read_text()).values()))

@@ -68,9 +68,12 @@ KEYS = [s.key for s in key_specs()]
                                   pytest.param("fastgan", marks=pytest.mark.slow)])
 def test_every_config_key_takes_any_value_without_a_traceback(base, image_folder, tmp_path):
     preset, *overrides = _bases(image_folder)[base]
+    # The toy walks every value; the image models (whose runs cost more) the values that reach
+    # different code: a word, empty, zero, negative, small, huge, not a number.
+    values = VALUES if base == "toy" else ["abc", "", "0", "-1", "3", "1e30", "nan"]
     failures = []
     for n, key in enumerate(KEYS):
-        for m, value in enumerate(VALUES):
+        for m, value in enumerate(values):
             # A short budget first, so that a huge accepted value of a budget key still ends.
             failures.append(_check(["train", preset, "--out", str(tmp_path / f"r{n}-{m}"), "--quiet",
                     "train.epochs=1", "train.max_minutes=0.02", "report.tensorboard=off",

@@ -37,7 +37,8 @@ from .io import atomic_write, load_checkpoint, resolve_checkpoint, write_json
 from .io.lock import refuse_if_locked, run_lock
 from .metrics.classifier import ClassifierFeatures
 from .metrics.features import InceptionFeatures
-from .metrics.registry import METRICS, EvalInputs, default_metric, display_names, metrics_for
+from .metrics.registry import (METRICS, EvalInputs, compute, default_metric, display_names,
+                               metrics_for)
 
 FEATURES = ("inception", "classifier")
 REFERENCE_VERSION = 1
@@ -257,13 +258,8 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
     t0 = time.perf_counter()
     if info.kind == "points":  # exact metrics: computed from G and the data's distribution
         exact = EvalInputs(generator=G, gaussian=info.gaussian)
-        out = {"features": "exact"}
-        for name in metrics:
-            try:
-                out.update(METRICS[name].compute(exact))
-            except (ValueError, TypeError) as e:
-                raise GanforgeError(f"metric {name}: {e}") from None
-        return {**out, "seconds": time.perf_counter() - t0}
+        return {"features": "exact", **compute(metrics, exact),
+                "seconds": time.perf_counter() - t0}
     # Wrong arguments are reported before the feature network is looked for (or trained).
     kind = extractor.kind if extractor is not None else features
     if any(METRICS[m].needs_classifier for m in metrics) and kind != "classifier":
@@ -284,11 +280,7 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
     kind = ext.kind + (" (fast: bf16)" if getattr(ext.net, "precision", "fp32") == "bf16" else "")
     out: dict[str, Any] = {"features": kind, "backend": ext.backend, "n_generated": n,
                            "n_reference": len(real_f), "reference_cached": cached, "seed": seed}
-    for name in metrics:
-        try:
-            out.update(METRICS[name].compute(inputs))
-        except ValueError as e:
-            raise GanforgeError(f"metric {name}: {e}") from None
+    out.update(compute(metrics, inputs))
     out["seconds_generated_side"] = time.perf_counter() - t_gen
     out["seconds"] = time.perf_counter() - t0
     return out

@@ -28,7 +28,7 @@ from .errors import GanforgeError, require_range
 from .evaluate import (FeatureExtractor, eval_geometry, reference_features, with_data_shape)
 from .generator import generate_uint8, load_generator
 from .io import resolve_checkpoint
-from .metrics.registry import METRICS, EvalInputs
+from .metrics.registry import METRICS, EvalInputs, compute
 
 DEFAULT_SAMPLES = 10_000  # generated per run side unless --n says otherwise
 SET_METRICS = ("fid", "kid", "pr", "dc", "is")
@@ -184,11 +184,7 @@ def score(a: str, b: str, *, metrics: tuple[str, ...] = ("fid",), n: int | None 
                            "a_scored": got[0]["what"], "b_scored": got[1]["what"],
                            "n_generated": len(got[0]["features"]),
                            "n_reference": len(got[1]["features"]), "seed": seed}
-    for name in metrics:
-        try:
-            out.update(METRICS[name].compute(inputs))
-        except ValueError as e:
-            raise GanforgeError(f"metric {name}: {e}") from None
+    out.update(compute(metrics, inputs))
     out["seconds"] = time.perf_counter() - t0
     return out
 

@@ -34,6 +34,7 @@ INCEPTION_ENV = "GANFORGE_INCEPTION"
 
 
 _RUNTIMES: dict[tuple, object] = {}  # compiled runtimes of this process, by file and setting
+_MODELS: dict[tuple[str, str], torch.jit.ScriptModule] = {}  # the network, by file and device
 
 
 class FeatureError(GanforgeError):
@@ -131,9 +132,12 @@ class InceptionFeatures:
         if precision not in ("fp32", "bf16"):
             raise FeatureError(f"precision must be fp32 or bf16, got {precision!r}")
         self.precision = precision
-        with warnings.catch_warnings():  # torch.jit.load is deprecated; the file is TorchScript
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.model = torch.jit.load(str(file), map_location=self.device).eval()
+        loaded = (str(file), str(self.device))  # loaded once per process and device
+        if loaded not in _MODELS:
+            with warnings.catch_warnings():  # torch.jit.load is deprecated; the file is TorchScript
+                warnings.simplefilter("ignore", DeprecationWarning)
+                _MODELS[loaded] = torch.jit.load(str(file), map_location=self.device).eval()
+        self.model = _MODELS[loaded]
         try:
             self.backend = backends.choose(backend, precision, self.device)
         except ValueError as e:

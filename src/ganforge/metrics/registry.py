@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import GanforgeError
 from .fid import fid_from_features
 from .gaussian import gaussian_metrics
 from .inception_score import inception_score
@@ -126,3 +127,15 @@ def training_metric_key(metric: Metric, features: str) -> str:
 def headline(metric: Metric) -> str:
     """The result key a metric is ranked by (its last result: fid, w2)."""
     return metric.results[-1][0]
+
+
+def compute(metrics: tuple[str, ...] | list[str], inputs: EvalInputs) -> dict[str, Any]:
+    """The results of ``metrics`` (registry names) on ``inputs``; a metric that cannot be
+    computed on them raises a GanforgeError naming it."""
+    out: dict[str, Any] = {}
+    for name in metrics:
+        try:
+            out.update(METRICS[name].compute(inputs))
+        except (ValueError, TypeError) as e:
+            raise GanforgeError(f"metric {name}: {e}") from None
+    return out
