@@ -37,6 +37,12 @@ _RUNTIMES: dict[tuple, object] = {}  # compiled runtimes of this process, by fil
 _MODELS: dict[tuple[str, str], torch.jit.ScriptModule] = {}  # the network, by file and device
 
 
+def _load(file: Path, device: torch.device) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():  # torch.jit.load is deprecated; the file is TorchScript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(file), map_location=device).eval()
+
+
 class FeatureError(GanforgeError):
     """A feature network is missing or is not the expected one."""
 
@@ -134,9 +140,7 @@ class InceptionFeatures:
         self.precision = precision
         loaded = (str(file), str(self.device))  # loaded once per process and device
         if loaded not in _MODELS:
-            with warnings.catch_warnings():  # torch.jit.load is deprecated; the file is TorchScript
-                warnings.simplefilter("ignore", DeprecationWarning)
-                _MODELS[loaded] = torch.jit.load(str(file), map_location=self.device).eval()
+            _MODELS[loaded] = _load(file, self.device)
         self.model = _MODELS[loaded]
         try:
             self.backend = backends.choose(backend, precision, self.device)
@@ -146,7 +150,9 @@ class InceptionFeatures:
         if self.backend != "torch":  # compiled once per process and setting (seconds each)
             key = (str(file), self.backend, precision, torch.get_num_threads())
             if key not in _RUNTIMES:
-                _RUNTIMES[key] = backends.compile_runtime(self.model, self.backend, precision)
+                # from a copy of its own: exporting may rewrite a TorchScript module's graph
+                _RUNTIMES[key] = backends.compile_runtime(_load(file, torch.device("cpu")),
+                                                          self.backend, precision)
             self._runtime = _RUNTIMES[key]
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
