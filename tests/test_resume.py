@@ -89,7 +89,14 @@ def _tiny(name, folder, idx_dir):
 FASTGAN = ["model.arch=fastgan", "train.augment=translation", "loss.name=wgan-gp"]
 
 
-@pytest.mark.parametrize("name", [*PRESETS, "folder+fastgan"])
+# The default suite resumes one preset per recipe family (architecture, loss and optimizers);
+# the presets sharing a family's recipe with another data set run in the slow suite.
+DEFAULT = ("gaussian2d", "mnist-mlp", "mnist-dcgan", "fashion-best", "folder-stylegan2")
+CASES_PRESETS = [pytest.param(n, marks=() if n in DEFAULT else pytest.mark.slow)
+                 for n in PRESETS] + ["folder+fastgan"]
+
+
+@pytest.mark.parametrize("name", CASES_PRESETS)
 def test_every_preset_resumes_bit_identically(tmp_path, monkeypatch, folder, idx_dir, name):
     name, _, variant = name.partition("+")
     over = _tiny(name, folder, idx_dir) + (FASTGAN if variant else [])
