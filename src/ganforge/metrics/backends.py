@@ -69,11 +69,11 @@ def compile_runtime(model: torch.jit.ScriptModule, backend: str, precision: str
                               dynamic_axes={"x": {0: "n"}}, dynamo=False)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(buf.getvalue(), options,
-                                       providers=["CPUExecutionProvider"])
+        net = ort.InferenceSession(buf.getvalue(), options,
+                                   providers=["CPUExecutionProvider"])
 
         def run_ort(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])
+            return torch.from_numpy(net.run(None, {"x": x.contiguous().numpy()})[0])
         return run_ort
     import openvino as ov  # optional dependency, imported only when chosen
 
