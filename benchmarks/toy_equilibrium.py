@@ -26,7 +26,6 @@ import torch
 from ganforge.data import GAUSSIAN_A, GAUSSIAN_B, gaussian2d
 from ganforge.io import load_checkpoint
 from ganforge.losses import DECISION_THRESHOLD
-from ganforge.data import GAUSSIAN_A, GAUSSIAN_B
 from ganforge.metrics.gaussian import gaussian_fit
 from ganforge.models import build_models
 from ganforge.presets import from_preset

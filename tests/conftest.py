@@ -6,6 +6,8 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -82,11 +84,8 @@ def write_images(root: Path, n: int, size: tuple[int, int], classes: tuple[str, 
     return root
 
 
-def hold_lock(run_dir) -> "subprocess.Popen":
+def hold_lock(run_dir) -> subprocess.Popen:
     """Another process holding ``run_dir``'s run lock (until it is killed)."""
-    import subprocess
-    import sys
-
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom ganforge.io.lock import RunLock\n"
          "RunLock(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(run_dir)],

@@ -25,7 +25,7 @@ from .conftest import write_images
 def sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("sets")
     a = write_images(root / "a", 6, (32, 32))
-    b = write_images(root / "b", 6, (32, 32), ("x",))
+    write_images(root / "b", 6, (32, 32), ("x",))
     rng = np.random.default_rng(1)
     np.save(root / "nhwc.npy", rng.integers(0, 256, (6, 32, 32, 3), np.uint8))
     np.savez(root / "nchw.npz", images=rng.random((6, 1, 32, 32)).astype(np.float32))
