@@ -90,8 +90,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = train(resume=args.resume, overrides=overrides, progress=not args.quiet,
                            quiet=args.quiet)
         else:
-            result = train(cfg, out, progress=not args.quiet, quiet=args.quiet,
-                           overwrite=args.overwrite)
+            result = train(cfg, out, overrides=overrides, progress=not args.quiet,
+                           quiet=args.quiet, overwrite=args.overwrite)
     finally:
         world = distributed.info().world_size
         distributed.shutdown()

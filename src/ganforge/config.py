@@ -190,6 +190,13 @@ class TrainConfig(_Section):
     checkpoint_steps: int = _key(0, "also checkpoint every N steps inside an epoch; 0 = off")
     checkpoint_minutes: float = _key(10.0, "also checkpoint when this much time passed since the "
                                      "last one; 0 = off")
+    init_from: str = _key("", "start G, D and G_ema from another run's weights (a run directory, "
+                          "a checkpoint or an export) on any data; the model and the image size "
+                          "come from it, the counters start at 0; empty = random weights")
+    init_optim: bool = _key(False, "with train.init_from: also take its optimizer moments and "
+                            "augmentation state (same optimizers, classes and train.freeze_d)")
+    freeze_d: int = _key(0, "Freeze-D (Mo et al. 2020): keep D's first K blocks from the input "
+                         "side fixed (no gradient, no optimizer state); 0 = train all of D")
     memory_check: bool = _key(True, "refuse, before allocating, a model whose training needs more "
                               "memory than the device has free (estimated on the meta device)")
 

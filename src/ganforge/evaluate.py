@@ -33,8 +33,9 @@ from .data.roots import user_cache_dir
 from .errors import GanforgeError, require_range
 from .generator import generate_uint8, generator_from_state
 from .runtime import resolve_precision
-from .io import atomic_write, load_checkpoint, resolve_checkpoint, write_json
+from .io import atomic_write, file_sha256, load_checkpoint, resolve_checkpoint, write_json
 from .io.lock import refuse_if_locked, run_lock
+from .report.plots import save_pairs
 from .metrics.classifier import ClassifierFeatures
 from .metrics.features import InceptionFeatures
 from .metrics.registry import (METRICS, EvalInputs, compute, default_metric, display_names,
@@ -134,15 +135,6 @@ def _load_cached(path: Path, n: int | None) -> dict[str, np.ndarray] | None:
     return None
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class FeatureExtractor:
     """Wraps a feature network: features (and class probabilities, for the classifier)."""
 
@@ -232,12 +224,15 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
                        n: int = 10000, features: str = "inception", device: str = "cpu",
                        seed: int = 0, inception_path: str | None = None, progress: bool = True,
                        extractor: Any = None, n_reference: int | None = None,
-                       num_classes: int = 0, fast: bool = False, backend: str = "auto"
-                       ) -> dict[str, Any]:
+                       num_classes: int = 0, fast: bool = False, backend: str = "auto",
+                       nn_out: Path | None = None) -> dict[str, Any]:
     """Evaluate an in-memory generator (conditioned on ``num_classes`` classes, 0 = none)
     against the reference set (the test split, or the image folder), or its first
     ``n_reference`` images; returns a flat dict of results. ``metrics``: names from the metric
-    registry that judge this data (default: the data's default metric, FID for images)."""
+    registry that judge this data (default: the data's default metric, FID for images). With
+    ``nn`` (against the training images, also for data with a test split), ``nn_out`` is the
+    folder that receives ``nn.json`` (each sample's nearest training image) and
+    ``nn_pairs.png``."""
     info = describe(cfg.data)
     metrics = tuple(metrics) if metrics else (default_metric(info.kind).name,)
     bad = [m for m in metrics if m not in METRICS]
@@ -270,20 +265,43 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
     ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress, fast,
                                         backend)
     real_f, real_p, real_y, cached = reference_features(ext, cfg, n_reference)
+    train_split = "nn" in metrics and info.reference == "test split"
+    train_f = reference_features(ext, cfg, n_reference, "train")[0] if train_split else None
     t_gen = time.perf_counter()
     fake = eval_geometry(generate_uint8(G, cfg.model.z_dim, n, seed, device,
                                         num_classes=num_classes), cfg)
     fake_f, fake_p = ext(fake, "generated features")
     inputs = EvalInputs(real_f, fake_f, real_p, fake_p, real_y,
                         (np.arange(n) % num_classes) if num_classes else None,
-                        tuple(getattr(ext.net, "class_names", ())))
+                        tuple(getattr(ext.net, "class_names", ())), train=train_f)
     kind = ext.kind + (" (fast: bf16)" if getattr(ext.net, "precision", "fp32") == "bf16" else "")
     out: dict[str, Any] = {"features": kind, "backend": ext.backend, "n_generated": n,
                            "n_reference": len(real_f), "reference_cached": cached, "seed": seed}
     out.update(compute(metrics, inputs))
+    if "nn" in metrics:
+        _nearest_files(out, fake, cfg, n_reference, nn_out, "train" if train_split else "test")
     out["seconds_generated_side"] = time.perf_counter() - t_gen
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def _nearest_files(out: dict[str, Any], fake: torch.Tensor, cfg: Config, n_reference: int | None,
+                   folder: Path | None, split: str, shown: int = 32) -> None:
+    """Move the per-sample nearest neighbours out of the results into ``folder``/nn.json
+    (closest first) and the closest ``shown`` pairs into nn_pairs.png (sample left, its nearest
+    training image right)."""
+    index, dist = np.asarray(out.pop("nn_index")), np.asarray(out.pop("nn_dist"))
+    if folder is None:
+        return
+    order = np.argsort(dist, kind="stable")
+    rows = [{"sample": int(i), "training_index": int(index[i]), "distance": float(dist[i])}
+            for i in order]
+    write_json(folder / "nn.json", {"seed": out.get("seed"), "threshold": out["nn_threshold"],
+                                    "samples": rows})
+    real, _, _ = reference_images(cfg, n_reference, split)
+    top = torch.from_numpy(order[:shown])
+    save_pairs(fake[top], real[torch.from_numpy(index[order[:shown]])], folder / "nn_pairs.png")
+    out["nn_files"] = ["nn.json", "nn_pairs.png"]
 
 
 def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None, n: int = 10000,
@@ -307,7 +325,8 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None,
     cfg = with_data_shape(cfg, shape)
     res = evaluate_generator(G, cfg, metrics=metrics, n=n, features=features, device=device,
                              fast=fast, n_reference=n_reference, num_classes=classes, backend=backend,
-                             seed=seed, inception_path=inception_path, progress=progress)
+                             seed=seed, inception_path=inception_path, progress=progress,
+                             nn_out=ckpt.parent if write else None)
     res["checkpoint"] = ckpt.name
     res.update(scored)
     res["generator"] = "G_ema" if ema and cfg.train.ema_kimg > 0 else "G"

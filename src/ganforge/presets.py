@@ -25,6 +25,8 @@ class Preset:
     summary: str  # one line for `ganforge presets`
     citation: str  # the paper(s) or tutorial the recipe follows
     build: Callable[[], Config]
+    # (key, placeholder, what it is): keys a user must set, e.g. ("data.path", "DIR", "...")
+    needs: tuple[tuple[str, str, str], ...] = ()
 
 
 def _gaussian2d() -> Config:
@@ -197,6 +199,19 @@ def _folder_stylegan2() -> Config:
     )
 
 
+def _finetune() -> Config:
+    # Adapting a trained generator to a small folder (train.init_from=RUN data.path=DIR): the
+    # model and the image size come from the source run; the folder recipe's loss, DiffAugment
+    # and G_ema, with Freeze-D on D's first blocks and the rates chosen by the side-by-side
+    # measurements in docs/results.md; a 30-minute budget.
+    cfg = _folder()
+    cfg.optim_G.lr = cfg.optim_D.lr = 2e-4
+    cfg.train.freeze_d = 2
+    cfg.train.max_minutes = 30
+    cfg.health.warmup_kimg = 0
+    return cfg
+
+
 _MODERN = ("Miyato et al. 2018 (spectral norm), Lim & Ye 2017 (hinge loss), Yazici et al. 2019 "
            "(G_ema)")
 
@@ -231,6 +246,12 @@ PRESETS: dict[str, Preset] = {
                f"{_MODERN}, DiffAugment (Zhao et al. 2020)", _pokemon_best),
         Preset("folder", "any folder of images (data.path=DIR): SN-DCGAN, DiffAugment, 60 min",
                f"{_MODERN}, DiffAugment (Zhao et al. 2020)", _folder),
+        Preset("finetune", "adapt a trained run to a small folder (train.init_from=RUN "
+               "data.path=DIR): Freeze-D, 30 min",
+               "Mo, Cho & Shin 2020 (Freeze the Discriminator); Karras et al. 2020 (ADA, "
+               "transfer from a trained generator); DiffAugment (Zhao et al. 2020)", _finetune,
+               needs=(("train.init_from", "RUN", "the run, checkpoint or export to adapt"),
+                      ("data.path", "DIR", "the folder of images to adapt it to"))),
         Preset("folder-stylegan2", "any folder (data.path=DIR): StyleGAN2-style, ADA, 60 min",
                "Karras et al. 2020 (StyleGAN2; ADA: Training GANs with Limited Data)",
                _folder_stylegan2),
@@ -253,6 +274,12 @@ def from_preset(name: str, overrides: list[str] | None = None) -> Config:
     cfg.description = f"{preset.summary}; after {preset.citation}"
     cfg = apply_overrides(cfg, overrides or [])
     chosen = {o.split("=", 1)[0].strip() for o in overrides or [] if "=" in o}
+    missing = [(k, what) for k, _, what in preset.needs
+               if not getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1])]
+    if missing:
+        said = "; ".join(f"{k} ({what})" for k, what in missing)
+        example = " ".join(f"{k}={placeholder}" for k, placeholder, _ in preset.needs)
+        raise ConfigError(f"the {name} preset needs {said}: `ganforge train {name} {example}`")
     if chosen & {"model.arch", "optim_G.name", "optim_D.name"}:
         # The preset's keys for its own architecture or optimizer mean nothing for the one an
         # override chose; keys the overrides set themselves are still checked.

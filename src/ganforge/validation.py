@@ -54,6 +54,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "model.d_recon": (0, 1e6, "closed"), "optim_G.momentum": (0, 1, "high"),
     "optim_D.momentum": (0, 1, "high"), "model.style_mixing": (0, 1, "closed"),
     "train.ada_target": (0, 1, "both"), "train.ada_kimg": (0, 1e9, "open"),
+    "train.freeze_d": (0, 64, "closed"),
 }
 HINTS = {"model.leaky_slope": "the slope of LeakyReLU's negative side, e.g. 0.2",
          "model.init_std": "the spread of the initial weights, e.g. 0.02",
@@ -255,6 +256,12 @@ def _check_training(cfg: Config) -> None:
     if cfg.train.ada and cfg.loss.name == "wgan-gp":
         raise ConfigError("train.ada reads D's overfitting from the sign of its real logits, "
                           "which a WGAN critic does not have: use another loss.name")
+    if cfg.train.freeze_d and data.kind != "images":
+        raise ConfigError(f"train.freeze_d freezes the first blocks of an image discriminator; "
+                          f"leave it at 0 for {cfg.data.name}")
+    if cfg.train.init_optim and not cfg.train.init_from:
+        raise ConfigError("train.init_optim=true takes the optimizer state of train.init_from: "
+                          "name the run to start from (train.init_from=RUN), or drop init_optim")
     if cfg.eval.every and cfg.eval.n < 2:
         raise ConfigError(f"eval.n must be >= 2, got {cfg.eval.n}")
     if (cfg.eval.every and cfg.eval.features == "classifier" and data.kind == "images"

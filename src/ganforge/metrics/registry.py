@@ -18,6 +18,7 @@ from .fid import fid_from_features
 from .gaussian import gaussian_metrics
 from .inception_score import inception_score
 from .kid import kid
+from .nearest import memorisation
 from .per_class import per_class
 from .prdc import density_coverage, precision_recall
 
@@ -37,6 +38,9 @@ class EvalInputs:
     # Points data whose distribution is known exactly: the generator and the data's (A, b).
     generator: nn.Module | None = None
     gaussian: tuple[torch.Tensor, torch.Tensor] | None = None
+    # The training images' features when the reference is another split (MNIST's test set):
+    # what the nearest-neighbour check compares the samples with.
+    train: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,10 @@ def _classes(x: EvalInputs) -> dict[str, Any]:
                                  list(x.class_names), fake_labels=x.fake_labels)}
 
 
+def _nn(x: EvalInputs) -> dict[str, Any]:
+    return memorisation(x.real if x.train is None else x.train, x.fake)
+
+
 def _exact(x: EvalInputs) -> dict[str, Any]:
     if x.generator is None or x.gaussian is None:
         raise ValueError("the exact metrics need points data whose distribution is known")
@@ -97,6 +105,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("dc", _dc, (("density", "density"), ("coverage", "coverage"))),
     Metric("is", _is, (("is", "Inception Score"),), needs_classifier=True),
     Metric("classes", _classes, (), needs_classifier=True),
+    # Memorisation: each sample's nearest training image (per-sample lists go to nn.json).
+    Metric("nn", _nn, (("nn_distance", "NN distance"), ("nn_real", "NN distance, real pairs"),
+                       ("nn_close", "copies (< real 5%)"), ("nn_ratio", "NN ratio (fake/real)"))),
     # The 2-D toy's linear G is exactly Gaussian: its distance to the data needs no sampling.
     Metric("w2", _exact, (("mean_error", "mean error"), ("cov_rel_error", "covariance error (rel.)"),
                           ("w2", "2-Wasserstein")), data="points", default=True),

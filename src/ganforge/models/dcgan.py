@@ -88,6 +88,11 @@ class DCGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.embed = nn.Embedding(num_classes, ch) if num_classes else None
 
+    def input_blocks(self) -> list[nn.Module]:
+        """Its blocks from the input side (what ``train.freeze_d`` counts): each strided
+        convolution with its normalisation and activation; the 4x4 head is not one."""
+        return list(self.net)[:-1]
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is None:
             return self.net(x).flatten(1)

@@ -226,6 +226,11 @@ class FastGANDiscriminator(nn.Module):
         self.recon_resolution = max(8, R // 2)
         self.decoder = Decoder(d_channels(8, width), img_channels, self.recon_resolution, width)
 
+    def input_blocks(self) -> list[nn.Module]:
+        """Its blocks from the input side (what ``train.freeze_d`` counts): the stem, then each
+        downsampling block; the head and the reconstruction decoder are not ones."""
+        return [self.stem, *self.downs]
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, aux: bool = False):
         h = self.stem(x)
         feat8 = None

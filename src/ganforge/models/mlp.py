@@ -56,6 +56,11 @@ class MLPDiscriminator(nn.Module):
             nn.Linear(128, 1),
         )
 
+    def input_blocks(self) -> list[nn.Module]:
+        """Its blocks from the input side (what ``train.freeze_d`` counts): each hidden dense
+        layer with its activation; the output layer is not one."""
+        return [self.net[i:i + 2] for i in (1, 3, 5)]
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x)
 

@@ -3,7 +3,8 @@
 training step and the configuration reference read these descriptions; nothing else asks
 "which architecture is this?".
 
-Every discriminator returns logits of shape (N, 1). An architecture whose D computes a loss term
+Every discriminator returns logits of shape (N, 1); an image discriminator's ``input_blocks()``
+lists its blocks from the input side (what Freeze-D freezes). An architecture whose D computes a loss term
 of its own (FastGAN's reconstruction) names it in ``d_terms``; its D, called with ``aux=True``,
 returns ``(logits, {term name: 0-d tensor})``.
 """

@@ -293,6 +293,13 @@ class StyleGAN2Discriminator(nn.Module):
         self.out = EqualLinear(ch, 1)
         self.embed = nn.Embedding(num_classes, ch) if num_classes else None
 
+    def input_blocks(self) -> list[nn.Module]:
+        """Its blocks from the input side (what ``train.freeze_d`` counts): fromRGB with the
+        first residual block (one resolution, as in StyleGAN2-ADA's Freeze-D), then each further
+        residual block; the 4x4 epilogue is not one."""
+        first = [self.from_rgb, *list(self.blocks)[:1]]
+        return [nn.ModuleList(first), *list(self.blocks)[1:]]
+
     def _mbstd(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         g = math.gcd(min(self.mbstd_group, n), n)

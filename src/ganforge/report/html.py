@@ -180,6 +180,13 @@ def _run_section(run: Path, label: str, interpolation: bool) -> tuple[str, dict[
             rows.append(["samples from", f"G_ema (half-life {t['ema_kimg']:g}k images)"])
         if t.get("augment"):
             rows.append(["DiffAugment", t["augment"]])
+        src = resolved.get("init_from")
+        if isinstance(src, dict):
+            seen = f", {src['images_seen']:,} images seen" if src.get("images_seen") else ""
+            rows.append(["started from", f"{src.get('path')} (sha256 {str(src.get('sha256'))[:12]}; "
+                         f"trained on {src.get('data_path') or src.get('data')}{seen})"])
+            if t.get("freeze_d"):
+                rows.append(["Freeze-D", f"D's first {t['freeze_d']} block(s) fixed"])
         if cfg.get("model", {}).get("conditional"):
             classes = resolved.get("num_classes") or cfg["model"].get("num_classes")
             rows.append(["class-conditional", f"{classes} classes, one per grid column"])

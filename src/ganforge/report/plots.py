@@ -49,6 +49,23 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, rows: int, cols: in
     return atomic_write(path, lambda f: img.save(f, format="PNG"))
 
 
+def save_pairs(left: torch.Tensor, right: torch.Tensor, path: str | os.PathLike,
+               pairs_per_row: int = 4) -> Path:
+    """Write each uint8 NCHW ``left[i]`` beside ``right[i]``, ``pairs_per_row`` pairs a row
+    with a white gap between pairs."""
+    n, c, h, w = left.shape
+    gap = torch.full((c, h, max(2, w // 4)), 255, dtype=torch.uint8)
+    pairs = [torch.cat([left[i], right[i]], dim=-1) for i in range(n)]
+    rows = []
+    for r in range(0, n, pairs_per_row):
+        tiles = [t for p in pairs[r:r + pairs_per_row] for t in (p, gap)][:-1]
+        rows.append(torch.cat(tiles, dim=-1))
+    width = rows[0].shape[-1]
+    rows = [torch.cat([r, torch.full((c, h, width - r.shape[-1]), 255, dtype=torch.uint8)], -1)
+            for r in rows]
+    return save_grid(torch.stack(rows), path, rows=len(rows), cols=1)
+
+
 def _pyplot():
     # Deferred: matplotlib takes ~0.5 s to import and must get the headless Agg backend first.
     import matplotlib

@@ -63,6 +63,14 @@ def check_resume_overrides(cfg: Config, saved: Config, state: dict[str, Any]) ->
             f"counted in batches of {saved.train.batch_size}; resuming with train.batch_size="
             f"{cfg.train.batch_size} would skip or repeat images. Resume with the old batch size "
             "and change it at the next epoch boundary (train.epochs=N with N one more than done)")
+    if saved.train.freeze_d != cfg.train.freeze_d:
+        raise GanforgeError(
+            f"train.freeze_d={cfg.train.freeze_d} cannot continue from the checkpoint's "
+            f"{saved.train.freeze_d}: D's optimizer holds another set of parameters. Start a new "
+            "run from this one instead (train.init_from=RUN train.freeze_d=K)")
+    if saved.train.init_from != cfg.train.init_from:
+        raise GanforgeError("train.init_from chooses the weights a run starts from; a resume "
+                            "continues its own. Start a new run to begin from other weights")
     for key in ("optim_G.name", "optim_D.name"):
         old, new = (getattr(getattr(c, key.split(".")[0]), "name") for c in (saved, cfg))
         if old != new:

@@ -24,6 +24,7 @@ from ..io.rundir import prepare_run_dir, write_run_files, write_summary
 from ..runtime import resolve_device, seed_everything
 from ..validation import is_validated, validate
 from .resume import Resumption, apply_optimizer_settings, check_same_data, prepare_resume
+from .init import adopt_source, initialise, read_init_source
 from .memory import check_fits
 from .step import GAN
 from .trainer import Trainer, TrainingInterrupted, TrainResult, _StopRequested
@@ -65,6 +66,17 @@ def _run(trainer: Trainer, resumed: Resumption | None, run_dir: Path, cfg: Confi
             signal.signal(sig, h)
 
 
+def _say_source(rec: dict[str, Any]) -> None:
+    shape = "x".join(str(s) for s in rec["sample_shape"][::-1][:2]) if len(rec["sample_shape"]) == 3 \
+        else str(rec["sample_shape"])
+    seen = f", {rec['images_seen']:,} images seen" if rec.get("images_seen") else ""
+    on = rec.get("data_path") or rec.get("data")
+    print(f"starting from {rec['path']} ({rec['arch']}, {shape}{seen}, trained on {on}; sha256 "
+          f"{rec['sha256'][:12]}); the counters start at 0", file=sys.stdout)
+    for note in rec["notes"]:
+        print(f"  {note}", file=sys.stdout)
+
+
 def train(cfg: Config | None = None, out_dir: str | os.PathLike | None = None, *,
           resume: str | os.PathLike | bool | None = None, overrides: Sequence[str] = (),
           progress: bool = True, quiet: bool = False, overwrite: bool = False) -> TrainResult:
@@ -72,7 +84,11 @@ def train(cfg: Config | None = None, out_dir: str | os.PathLike | None = None, *
     its checkpoints; ``True``: ``out_dir``) exactly -- weights, optimizers, counters, data
     position and RNG states -- with the config saved in it and ``overrides`` (``key=value``)
     applied, or with ``cfg`` when given. docs/robustness.md lists what a resume may change;
-    anything it refuses is refused before a file of the run changes."""
+    anything it refuses is refused before a file of the run changes.
+
+    A new run with ``train.init_from`` starts from that run's (checkpoint's, export's) weights,
+    with its model and image size; ``overrides`` name the keys the user set, which the source
+    does not replace."""
     resumed = None
     if resume is not None and resume is not False:
         where = out_dir if resume is True else resume
@@ -85,6 +101,10 @@ def train(cfg: Config | None = None, out_dir: str | os.PathLike | None = None, *
     elif overrides:
         cfg = validate(apply_overrides(cfg, list(overrides)))
     cfg = cfg if is_validated(cfg) else validate(cfg)
+    source = None
+    if resumed is None and cfg.train.init_from:  # the source's model and image size, read once
+        source = read_init_source(cfg.train.init_from)
+        cfg = adopt_source(cfg, source, explicit=overrides)
     dinfo, rank_device = distributed.init_from_env(cfg.train.device)
     device = rank_device or resolve_device(cfg.train.device)
     if dinfo.enabled and cfg.train.batch_size < dinfo.world_size:
@@ -108,18 +128,25 @@ def train(cfg: Config | None = None, out_dir: str | os.PathLike | None = None, *
     check_fits(cfg, dataset.sample_shape, num_classes, device)  # before the run's files change
     if resumed is not None:
         check_same_data(resumed, len(dataset), quiet=not dinfo.is_main)  # said even with --quiet
-    if resumed is None:
-        if dinfo.is_main:
-            if run_dir.is_dir():
-                refuse_if_locked(run_dir)
-            prepare_run_dir(run_dir, overwrite)
-        distributed.barrier()
+    if resumed is None and dinfo.is_main and run_dir.is_dir():
+        refuse_if_locked(run_dir)
     dataset = dataset.to(device)
 
     gan = GAN(cfg, dataset.sample_shape, device, num_classes)
     resolved = {**gan.resolved(), "class_names": list(dataset.class_names),
                 "data_path": folder_path(cfg.data) if is_image_folder(cfg.data) else cfg.data.path,
                 "examples": len(dataset), "processes": dinfo.world_size}
+    if source is not None:  # refused here, before any file is written, when it does not fit
+        notes = initialise(gan, source, cfg.train.init_optim)
+        resolved["init_from"] = {**source.record(), "notes": notes}
+        if not quiet and dinfo.is_main:
+            _say_source(resolved["init_from"])
+    elif state is not None and "init_from" in (state.get("resolved") or {}):
+        resolved["init_from"] = state["resolved"]["init_from"]  # a resumed fine-tune keeps it
+    if resumed is None:
+        if dinfo.is_main:
+            prepare_run_dir(run_dir, overwrite)
+        distributed.barrier()
     if state is not None and tuple(state.get("sample_shape", ())) != gan.sample_shape:
         raise GanforgeError(f"the checkpoint in {run_dir} was trained on data of shape "
                             f"{tuple(state['sample_shape'])}, this config gives {gan.sample_shape}")

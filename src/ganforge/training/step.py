@@ -42,6 +42,22 @@ def make_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
     raise GanforgeError(f"unknown optimizer {cfg.name!r}")
 
 
+def freeze_d_blocks(D: nn.Module, k: int) -> list[str]:
+    """Freeze-D (Mo et al. 2020): D's first ``k`` blocks from the input side get no gradient;
+    returns the names of the frozen parameters (the optimizer is built without them)."""
+    if not k:
+        return []
+    blocks = D.input_blocks() if hasattr(D, "input_blocks") else []
+    if k > len(blocks):
+        raise GanforgeError(f"train.freeze_d={k}, but this discriminator has {len(blocks)} blocks "
+                            f"from the input side (at this resolution): use at most "
+                            f"{len(blocks)}, or 0 to train all of D")
+    frozen = {id(p) for b in blocks[:k] for p in b.parameters()}
+    for b in blocks[:k]:
+        b.requires_grad_(False)
+    return [n for n, p in D.named_parameters() if id(p) in frozen]
+
+
 @dataclass
 class StepStats:
     """What one step reports, as 0-d tensors on the step's device (no host sync until read)."""
@@ -105,8 +121,10 @@ class GAN:
         # torch.compile wraps the forward passes only; state dicts come from the plain modules.
         self.G_fwd = torch.compile(self.G) if t.compile else self.G
         self.D_fwd = torch.compile(self.D) if t.compile else self.D
+        self.frozen_D = freeze_d_blocks(self.D, t.freeze_d)
+        self.d_trainable = [p for p in self.D.parameters() if p.requires_grad]
         self.opt_G = make_optimizer(self.G.parameters(), cfg.optim_G)
-        self.opt_D = make_optimizer(self.D.parameters(), cfg.optim_D)
+        self.opt_D = make_optimizer(self.d_trainable, cfg.optim_D)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss.name]
         self.threshold = DECISION_THRESHOLD[cfg.loss.name]
         self.ada = (AdaptiveAugment(device, t.ada_target, t.ada_kimg, self.threshold or 0.0)
@@ -207,7 +225,8 @@ class GAN:
         distributed.average_gradients(self.G, weight)
         self.scaler_G.step(self.opt_G)
         self.scaler_G.update()
-        self.D.requires_grad_(True)
+        for p in self.d_trainable:  # the frozen blocks (Freeze-D) stay frozen
+            p.requires_grad_(True)
 
         self.step += 1
         self.images_seen += batch

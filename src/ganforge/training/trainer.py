@@ -297,6 +297,10 @@ class Trainer:
             "alarms": [a["alarm"] for a in self.logger.alarms],
             "rollbacks": self.pos.retries,
         }
+        source = self.resolved.get("init_from")
+        if source:  # the weights the run started from
+            summary["init_from"] = {k: source.get(k) for k in ("path", "sha256", "data",
+                                                               "data_path", "images_seen")}
         if self.out_of_time:
             summary["stopped_by"] = f"train.max_minutes={cfg.train.max_minutes:g}"
         if self.pos.best is not None:
