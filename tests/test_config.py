@@ -5,9 +5,18 @@ from ganforge.presets import PRESETS, from_preset
 
 
 def test_every_preset_builds_and_validates():
-    for name in PRESETS:
-        cfg = from_preset(name, ["data.path=/any/folder"] if name.startswith("folder") else [])
+    for name, preset in PRESETS.items():
+        needed = [f"{key}=/any/{placeholder}" for key, placeholder, _ in preset.needs]
+        cfg = from_preset(name, (["data.path=/any/folder"] if name.startswith("folder") else [])
+                          + needed)
         assert cfg.name == name and cfg.description
+
+
+def test_a_preset_refuses_to_start_without_the_keys_it_needs():
+    with pytest.raises(ConfigError, match=r"finetune preset needs train.init_from \(the run.*"
+                                          r"`ganforge train finetune train.init_from=RUN "
+                                          r"data.path=DIR`"):
+        from_preset("finetune", ["data.path=/any/folder"])
 
 
 def test_preset_hyperparameters_follow_the_seeds():

@@ -145,7 +145,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"ganforge: error: {res['eval_json_error']}", file=sys.stderr)
         return 2
     if "eval_json" in res:
-        print(f"written to {res['eval_json']}")
+        extra = "".join(f", {Path(res['eval_json']).parent / f}" for f in res.get("nn_files", []))
+        print(f"written to {res['eval_json']}{extra}")
     return 0
 
 

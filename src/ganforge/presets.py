@@ -246,15 +246,15 @@ PRESETS: dict[str, Preset] = {
                f"{_MODERN}, DiffAugment (Zhao et al. 2020)", _pokemon_best),
         Preset("folder", "any folder of images (data.path=DIR): SN-DCGAN, DiffAugment, 60 min",
                f"{_MODERN}, DiffAugment (Zhao et al. 2020)", _folder),
+        Preset("folder-stylegan2", "any folder (data.path=DIR): StyleGAN2-style, ADA, 60 min",
+               "Karras et al. 2020 (StyleGAN2; ADA: Training GANs with Limited Data)",
+               _folder_stylegan2),
         Preset("finetune", "adapt a trained run to a small folder (train.init_from=RUN "
                "data.path=DIR): Freeze-D, 30 min",
                "Mo, Cho & Shin 2020 (Freeze the Discriminator); Karras et al. 2020 (ADA, "
                "transfer from a trained generator); DiffAugment (Zhao et al. 2020)", _finetune,
                needs=(("train.init_from", "RUN", "the run, checkpoint or export to adapt"),
                       ("data.path", "DIR", "the folder of images to adapt it to"))),
-        Preset("folder-stylegan2", "any folder (data.path=DIR): StyleGAN2-style, ADA, 60 min",
-               "Karras et al. 2020 (StyleGAN2; ADA: Training GANs with Limited Data)",
-               _folder_stylegan2),
     ]
 }
 

@@ -31,7 +31,7 @@ from .io import resolve_checkpoint
 from .metrics.registry import METRICS, EvalInputs, compute
 
 DEFAULT_SAMPLES = 10_000  # generated per run side unless --n says otherwise
-SET_METRICS = ("fid", "kid", "pr", "dc", "is")
+SET_METRICS = ("fid", "kid", "pr", "dc", "is", "nn")
 
 
 @dataclasses.dataclass
@@ -185,6 +185,8 @@ def score(a: str, b: str, *, metrics: tuple[str, ...] = ("fid",), n: int | None 
                            "n_generated": len(got[0]["features"]),
                            "n_reference": len(got[1]["features"]), "seed": seed}
     out.update(compute(metrics, inputs))
+    for per_sample in ("nn_index", "nn_dist"):  # the summary only (evaluate writes nn.json)
+        out.pop(per_sample, None)
     out["seconds"] = time.perf_counter() - t0
     return out
 
