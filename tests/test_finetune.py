@@ -3,6 +3,7 @@ check: the weights arrive tensor by tensor, counters start at zero, what does no
 before a file is written, frozen blocks stay fixed, and a fine-tuned run resumes exactly."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from ganforge.evaluate import evaluate
 from ganforge.export import export_generator
 from ganforge.metrics.nearest import memorisation, nearest
 from ganforge.presets import from_preset
+from ganforge.report.html import write_report
 from ganforge.training import GAN, load_checkpoint, train
 
 from .conftest import write_images
@@ -190,6 +192,9 @@ def test_a_fine_tuned_run_resumes_bit_identically(tmp_path, monkeypatch, folders
         assert json.loads((tmp_path / run / "summary.json").read_text())["init_from"]["sha256"]
     with pytest.raises(GanforgeError, match="freeze_d"):
         train(resume=tmp_path / "cut", overrides=["train.freeze_d=1"], quiet=True)
+    page = Path(write_report([tmp_path / "cut"])).read_text()
+    assert "started from" in page and str(source_run / "checkpoint.pt") in page
+    assert "D&#x27;s first 2 block(s) fixed" in page or "D's first 2 block(s) fixed" in page
 
 
 def test_nearest_neighbours_by_hand():
