@@ -209,6 +209,17 @@ def test_nearest_neighbours_by_hand():
     assert res["nn_distance"] == 1.0 and res["nn_index"] == [0, 2, 2]
 
 
+def test_nn_compares_with_the_training_split_not_the_test_split(tmp_path, idx_dir):
+    run = tmp_path / "mlp"
+    train(from_preset("mnist-mlp", [f"data.path={idx_dir}", "train.epochs=1",
+                                    "report.tensorboard=off", "train.batch_size=32"]), run,
+          quiet=True)
+    res = evaluate(run, metrics=("fid", "nn"), n=8, progress=False)
+    assert res["n_reference"] == 16 and res["nn_reference"] == 64  # test split, training split
+    rows = json.loads((run / "nn.json").read_text())["samples"]
+    assert max(r["training_index"] for r in rows) < 64
+
+
 def test_evaluate_nn_writes_the_pairs_of_a_run(tmp_path, folders, source_run):
     run = tmp_path / "copy"
     __import__("shutil").copytree(source_run, run)

@@ -52,4 +52,5 @@ def memorisation(train: np.ndarray, fake: np.ndarray) -> dict:
     return {"nn_distance": median_fake, "nn_real": median_real,
             "nn_ratio": median_fake / median_real if median_real > 0 else float("inf"),
             "nn_close": float((dist < threshold).mean()), "nn_threshold": threshold,
+            "nn_reference": len(train),
             "nn_index": idx.tolist(), "nn_dist": dist.tolist()}
