@@ -18,7 +18,7 @@ LAYERS = [
     ["validation", "presets"],
     ["metrics"],
     ["generator"],
-    ["evaluate", "editing", "cache"],
+    ["evaluate", "editing", "cache", "table"],
     ["training", "inversion"],
     ["sample", "export", "report.html"],
     ["ablate", "project", "score"],

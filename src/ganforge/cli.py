@@ -19,7 +19,8 @@ from .data.named_folders import FOLDER_DATASETS, folder_problem, locate_folder
 from .data.prepared import prepare_folder
 from .data.roots import download_dir
 from .errors import GanforgeError
-from .evaluate import evaluate, format_table
+from .evaluate import evaluate
+from .table import format_table
 from .export import export_generator
 from .io.atomic import is_write_failure
 from .metrics.classifier import train_classifier
@@ -281,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metrics", default="",
                     help="comma list of fid,kid,pr,dc,is,classes for images (default fid; is "
                          "and classes need --features classifier), w2 for 2-D points")
-    sp.add_argument("--n", type=int, default=10000, help="generated samples (default 10000)")
+    sp.add_argument("--n", type=int, default=None,
+                    help="generated samples (default 10000; 26000 for modes, as PacGAN)")
     sp.add_argument("--n-reference", type=int,
                     help="compare with the first N reference images only (default: all of the "
                          "test split or image folder)")

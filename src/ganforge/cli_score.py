@@ -11,7 +11,7 @@ import time
 from . import cache
 from .data.prepared import human_size
 from .errors import require_range
-from .evaluate import format_table
+from .table import format_table
 from .metrics.backends import BACKENDS
 from .score import SET_METRICS, score
 

@@ -69,9 +69,11 @@ def _key(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
 
 @dataclass
 class DataConfig(_Section):
-    name: str = _key("gaussian2d", "dataset: the seed's 2-D Gaussian, an IDX dataset, the d2l "
+    name: str = _key("gaussian2d", "dataset: the seed's 2-D Gaussian, an IDX dataset, Stacked "
+                     "MNIST (three MNIST digits in the colour channels, 1,000 modes), the d2l "
                      "Pokemon sprites (found in the data roots or downloaded) or any image folder",
-                     ("gaussian2d", "mnist", "fashion-mnist", "pokemon", "folder"))
+                     ("gaussian2d", "mnist", "fashion-mnist", "stacked-mnist", "pokemon",
+                      "folder"))
     path: str = _key("", "folder datasets: the image folder; named datasets: an explicit "
                      "data directory instead of the data roots")
     split: str = _key("train", "IDX datasets: which split to train on", ("train", "test"))

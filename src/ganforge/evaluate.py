@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import Config
-from .data import describe, folder_path, is_image_folder, load_dataset, resolve_shape
-from .data.idx import load_idx_dataset
+from .data import (describe, folder_path, is_image_folder, load_dataset, load_split,
+                   resolve_shape)
 from .data.images import folder_stamp, scan_folder
 from .data.roots import user_cache_dir
 from .errors import GanforgeError, require_range
@@ -38,8 +38,8 @@ from .io.lock import refuse_if_locked, run_lock
 from .report.plots import save_pairs
 from .metrics.classifier import ClassifierFeatures
 from .metrics.features import InceptionFeatures
-from .metrics.registry import (METRICS, EvalInputs, compute, default_metric, display_names,
-                               metrics_for)
+from .metrics.modes import read_both as read_modes_of
+from .metrics.registry import METRICS, EvalInputs, compute, default_metric, metrics_for
 
 FEATURES = ("inception", "classifier")
 REFERENCE_VERSION = 1
@@ -64,10 +64,10 @@ def reference_images(cfg: Config, n: int | None = None, split: str = "test"
     dataset with splits, ``split`` (the protocol's test split unless asked otherwise)."""
     data = resolve_shape(cfg.data)
     if describe(data).reference == "test split":
-        images, labels, _ = load_idx_dataset(data.name, split, data.path or None,
-                                             allow_download=data.download)
-        x = torch.from_numpy(images).unsqueeze(1)
-        if data.channels == 3:
+        images, labels, _ = load_split(data, split)  # (Stacked MNIST: triples of seed 0)
+        x = torch.from_numpy(images)
+        x = x.unsqueeze(1) if x.ndim == 3 else x
+        if data.channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1).contiguous()
         y = torch.from_numpy(labels)
         ident = {"dataset": data.name, "split": split, "channels": int(x.shape[1])}
@@ -262,21 +262,36 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, *, metrics: tuple[str, .
                             "classifier: add --features classifier (MNIST / Fashion-MNIST)")
     if n_reference is not None and n_reference < 2:
         raise GanforgeError(f"--n-reference must be at least 2, got {n_reference}")
-    ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress, fast,
-                                        backend)
-    real_f, real_p, real_y, cached = reference_features(ext, cfg, n_reference)
-    train_split = "nn" in metrics and info.reference == "test split"
-    train_f = reference_features(ext, cfg, n_reference, "train")[0] if train_split else None
+    if "modes" in metrics and not info.modes:
+        raise GanforgeError(f"modes counts the modes of stacked digits (data.name=stacked-mnist); "
+                            f"{cfg.data.name} has none")
+    ext = None
+    real_f = real_p = real_y = train_f = None
+    cached = train_split = False
+    if any(METRICS[m].features for m in metrics):  # else no feature network is needed
+        ext = extractor or FeatureExtractor(features, cfg, device, inception_path, progress,
+                                            fast, backend)
+        real_f, real_p, real_y, cached = reference_features(ext, cfg, n_reference)
+        train_split = "nn" in metrics and info.reference == "test split"
+        train_f = reference_features(ext, cfg, n_reference, "train")[0] if train_split else None
     t_gen = time.perf_counter()
     fake = eval_geometry(generate_uint8(G, cfg.model.z_dim, n, seed, device,
                                         num_classes=num_classes), cfg)
-    fake_f, fake_p = ext(fake, "generated features")
+    fake_f, fake_p = ext(fake, "generated features") if ext is not None else (None, None)
     inputs = EvalInputs(real_f, fake_f, real_p, fake_p, real_y,
                         (np.arange(n) % num_classes) if num_classes else None,
-                        tuple(getattr(ext.net, "class_names", ())), train=train_f)
-    kind = ext.kind + (" (fast: bf16)" if getattr(ext.net, "precision", "fp32") == "bf16" else "")
-    out: dict[str, Any] = {"features": kind, "backend": ext.backend, "n_generated": n,
-                           "n_reference": len(real_f), "reference_cached": cached, "seed": seed}
+                        tuple(getattr(getattr(ext, "net", None), "class_names", ())),
+                        train=train_f)
+    if "modes" in metrics:
+        inputs = dataclasses.replace(inputs, **read_modes_of(fake, cfg.data, device, progress))
+    if ext is not None:
+        kind = ext.kind + (" (fast: bf16)" if getattr(ext.net, "precision", "fp32") == "bf16"
+                           else "")
+        out: dict[str, Any] = {"features": kind, "backend": ext.backend, "n_generated": n,
+                               "n_reference": len(real_f), "reference_cached": cached}
+    else:
+        out = {"features": f"{info.digits} classifier, per channel", "n_generated": n}
+    out["seed"] = seed
     out.update(compute(metrics, inputs))
     if "nn" in metrics:
         _nearest_files(out, fake, cfg, n_reference, nn_out, "train" if train_split else "test")
@@ -304,7 +319,11 @@ def _nearest_files(out: dict[str, Any], fake: torch.Tensor, cfg: Config, n_refer
     out["nn_files"] = ["nn.json", "nn_pairs.png"]
 
 
-def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None, n: int = 10000,
+MODES_N = 26_000  # samples of a mode count by default (PacGAN's protocol)
+
+
+def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None,
+             n: int | None = None,
              features: str = "inception", device: str = "cpu", seed: int = 0,
              inception_path: str | None = None, progress: bool = True, write: bool = True,
              ema: bool = True, n_reference: int | None = None, fast: bool = False,
@@ -313,6 +332,8 @@ def evaluate(path: str | os.PathLike, *, metrics: tuple[str, ...] | None = None,
     writes ``eval.json`` into the run, each result naming the checkpoint it scored (its step,
     images seen and SHA-256). A checkpoint replaced while it was evaluated (a resumed run saving
     a new one) is noticed: the results are returned, not recorded under the new file."""
+    if n is None:
+        n = MODES_N if metrics and "modes" in metrics else 10000
     ckpt = resolve_checkpoint(path)
     if write:  # refuse now rather than after minutes of computing
         refuse_if_locked(ckpt.parent)
@@ -379,31 +400,3 @@ def record_result(run_dir: Path, key: str, res: dict[str, Any]) -> None:
                                   "were not saved")
     except GanforgeError as e:
         res["eval_json_error"] = f"{e} The results above were not saved."
-
-
-def format_table(res: dict[str, Any]) -> str:
-    """The results as a small text table (per-class rows below, when present)."""
-    backend = f" ({res['backend']})" if res.get("backend", "torch") != "torch" else ""
-    lines = [f"features: {res['features']}{backend}" + (f", {res['n_generated']} generated vs "
-                                                         f"{res['n_reference']} real"
-                                                         if "n_generated" in res else "")]
-    for key, label in display_names().items():
-        if key in res:
-            val = f"{res[key]:.4f}"
-            if f"{key}_std" in res:
-                val += f" ± {res[f'{key}_std']:.4f}"
-            if key == "is" and "is_real" in res:
-                val += f"  (real data: {res['is_real']:.3f})"
-            lines.append(f"  {label:<24} {val}")
-    if "classes" in res:
-        cond = "agreement" in res["classes"][0]
-        lines.append(f"  {'class':<14} {'share':>7} {'real':>6} {'conf.':>6} {'FID':>8}"
-                     + ("  agreement" if cond else ""))
-        for r in res["classes"]:
-            fid = "   -" if r["fid"] is None else f"{r['fid']:8.3f}"
-            conf = "  -" if r["confidence"] is None else f"{r['confidence']:.3f}"
-            agree = "" if not cond or r["agreement"] is None else f"  {100 * r['agreement']:8.1f}%"
-            lines.append(f"  {r['name'][:14]:<14} {100 * r['share']:6.1f}% {100 * r['real_share']:5.1f}% "
-                         f"{conf:>6} {fid:>8}{agree}")
-    lines.append(f"  ({res['seconds']:.1f} s)")
-    return "\n".join(lines)

@@ -280,6 +280,8 @@ def from_preset(name: str, overrides: list[str] | None = None) -> Config:
         said = "; ".join(f"{k} ({what})" for k, what in missing)
         example = " ".join(f"{k}={placeholder}" for k, placeholder, _ in preset.needs)
         raise ConfigError(f"the {name} preset needs {said}: `ganforge train {name} {example}`")
+    if "data.name" in chosen and "data.channels" not in chosen:
+        cfg.data.channels = 0  # the new dataset's own channels, not the preset's dataset's
     if chosen & {"model.arch", "optim_G.name", "optim_D.name"}:
         # The preset's keys for its own architecture or optimizer mean nothing for the one an
         # override chose; keys the overrides set themselves are still checked.

@@ -227,6 +227,9 @@ def _check_model(cfg: Config) -> None:
                           f"of a batch{fix}")
     if cfg.data.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.data.channels}")
+    if data.modes and cfg.data.channels not in (0, 3):
+        raise ConfigError(f"{cfg.data.name} stacks one digit in each of 3 channels: leave "
+                          f"data.channels at 0 (or 3), got {cfg.data.channels}")
     if data.needs_path and not cfg.data.path:
         raise ConfigError(f"data.path must name an image folder when "
                           f"data.name={cfg.data.name}, e.g. data.path=~/pictures/cats")

@@ -21,6 +21,7 @@ from .idx import IDX_DATASETS, load_idx_dataset
 from .images import infer_shape
 from .prepared import prepare_folder
 from .named_folders import FOLDER_DATASETS, locate_folder
+from .stacked import MODES, NAME as STACKED, stacked_mnist
 
 # The seed's 2-D Gaussian: data = X A + b with X ~ N(0, I); its covariance is A^T A.
 GAUSSIAN_A = torch.tensor([[1.0, 2.0], [-0.1, 0.5]])
@@ -48,6 +49,10 @@ class DatasetInfo:
     reference: str = ""  # what evaluation compares with: "test split", "folder" ("" = exact)
     # The exact distribution of points data, as (A, b): data = X A + b, X ~ N(0, I).
     gaussian: tuple[torch.Tensor, torch.Tensor] | None = None
+    # Its images stack digits of this domain in their channels (one classifier reads each):
+    # how many modes that makes (Stacked MNIST: 1,000), and the digits' dataset.
+    modes: int = 0
+    digits: str = ""
 
 
 def describe(cfg: DataConfig) -> DatasetInfo:
@@ -58,6 +63,9 @@ def describe(cfg: DataConfig) -> DatasetInfo:
     if cfg.name in IDX_DATASETS:
         return DatasetInfo("images", labelled=True, classifier=True, native_resolution=28,
                            reference="test split")
+    if cfg.name == STACKED:
+        return DatasetInfo("images", labelled=True, classifier=False, native_resolution=28,
+                           reference="test split", modes=MODES, digits="mnist")
     if cfg.name in FOLDER_DATASETS:
         return DatasetInfo("images", labelled=True, classifier=False, reference="folder")
     if cfg.name == "folder":
@@ -135,13 +143,14 @@ class InMemoryDataset:
 
 
 def _fit_idx(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor:
-    """28x28 IDX digits -> uint8 (N, C, R, R).
+    """28x28 IDX digits (N, 28, 28), or stacked ones (N, 3, 28, 28) -> uint8 (N, C, R, R).
 
     Rule: R = 28 keeps the images; R > 28 pads the border with black (0, the background of
     MNIST/Fashion-MNIST) when the difference is even, e.g. 28 -> 32 adds 2 pixels per side, so the
     content is untouched; any other R resizes with antialiased bilinear interpolation.
     """
-    x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = x.unsqueeze(1) if x.ndim == 3 else x
     h = x.shape[-1]
     if resolution != h:
         diff = resolution - h
@@ -151,7 +160,7 @@ def _fit_idx(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor
             x = F.interpolate(x.float(), size=(resolution, resolution), mode="bilinear",
                               antialias=True, align_corners=False)
             x = x.round().clamp(0, 255).to(torch.uint8)
-    if channels == 3:
+    if channels == 3 and x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return x.contiguous()
 
@@ -164,6 +173,8 @@ def resolve_shape(cfg: DataConfig) -> DataConfig:
     if cfg.name in IDX_DATASETS:
         return dataclasses.replace(cfg, resolution=cfg.resolution or 28,
                                    channels=cfg.channels or 1)
+    if cfg.name == STACKED:
+        return dataclasses.replace(cfg, resolution=cfg.resolution or 28, channels=3)
     if is_image_folder(cfg) and not (cfg.resolution and cfg.channels):
         resolution, channels = infer_shape(folder_path(cfg))
         return dataclasses.replace(cfg, resolution=cfg.resolution or resolution,
@@ -184,16 +195,23 @@ def folder_path(cfg: DataConfig) -> str:
     return cfg.path
 
 
+def load_split(cfg: DataConfig, split: str, seed: int = 0
+               ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The 28x28 images (N, 28, 28) or, stacked, (N, 3, 28, 28), labels and class names of a
+    dataset with splits; Stacked MNIST's triples are drawn from ``seed``."""
+    if cfg.name == STACKED:
+        return stacked_mnist(split, seed, cfg.path or None, allow_download=cfg.download)
+    return load_idx_dataset(cfg.name, split, cfg.path or None, allow_download=cfg.download)
+
+
 def load_dataset(cfg: DataConfig, seed: int = 0, progress: bool = False) -> InMemoryDataset:
     """Build the dataset that ``cfg`` names (see :class:`DataConfig`)."""
     cfg = resolve_shape(cfg)
     if cfg.name == "gaussian2d":
         points = gaussian2d(cfg.num_points, seed)
         return InMemoryDataset(points[: cfg.limit or None], name="gaussian2d")
-    if cfg.name in IDX_DATASETS:
-        images, labels, classes = load_idx_dataset(
-            cfg.name, cfg.split, cfg.path or None, allow_download=cfg.download
-        )
+    if cfg.name in IDX_DATASETS or cfg.name == STACKED:
+        images, labels, classes = load_split(cfg, cfg.split, seed)
         if cfg.limit:
             images, labels = images[: cfg.limit], labels[: cfg.limit]
         return InMemoryDataset(

@@ -18,6 +18,7 @@ from .fid import fid_from_features
 from .gaussian import gaussian_metrics
 from .inception_score import inception_score
 from .kid import kid
+from .modes import coverage, uniform_floor
 from .nearest import memorisation
 from .per_class import per_class
 from .prdc import density_coverage, precision_recall
@@ -41,6 +42,12 @@ class EvalInputs:
     # The training images' features when the reference is another split (MNIST's test set):
     # what the nearest-neighbour check compares the samples with.
     train: np.ndarray | None = None
+    # Stacked digits: each image's mode as the domain classifier reads it (generated and as many
+    # real images), the number of modes and the classifier's test accuracy.
+    fake_modes: np.ndarray | None = None
+    real_modes: np.ndarray | None = None
+    n_modes: int = 0
+    classifier_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class Metric:
     needs_classifier: bool = False  # uses class probabilities: --features classifier
     data: str = "images"  # the kind of data it judges: "images" (from features) or "points"
     default: bool = False  # the one evaluation during training and ``ablate`` use for its data
+    features: bool = True  # reads the feature network's features (not only the images)
 
     @property
     def exact(self) -> bool:
@@ -91,6 +99,16 @@ def _nn(x: EvalInputs) -> dict[str, Any]:
     return memorisation(x.real if x.train is None else x.train, x.fake)
 
 
+def _modes(x: EvalInputs) -> dict[str, Any]:
+    if x.fake_modes is None or x.real_modes is None:
+        raise ValueError("modes counts the modes of stacked digits: data.name=stacked-mnist")
+    covered, kl = coverage(x.fake_modes, x.n_modes)
+    real_covered, real_kl = coverage(x.real_modes, x.n_modes)
+    return {"modes": covered, "modes_kl": kl, "modes_real": real_covered, "modes_kl_real": real_kl,
+            "modes_kl_uniform": uniform_floor(len(x.fake_modes), x.n_modes),
+            "n_modes": x.n_modes, "modes_classifier_accuracy": x.classifier_accuracy}
+
+
 def _exact(x: EvalInputs) -> dict[str, Any]:
     if x.generator is None or x.gaussian is None:
         raise ValueError("the exact metrics need points data whose distribution is known")
@@ -108,6 +126,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     # Memorisation: each sample's nearest training image (per-sample lists go to nn.json).
     Metric("nn", _nn, (("nn_distance", "NN distance"), ("nn_real", "NN distance, real pairs"),
                        ("nn_close", "copies (< real 5%)"), ("nn_ratio", "NN ratio (fake/real)"))),
+    # Mode coverage of stacked digits, read channel by channel by the digits' classifier.
+    Metric("modes", _modes, (("modes", "modes covered"), ("modes_kl", "reverse KL (modes)")),
+           features=False),
     # The 2-D toy's linear G is exactly Gaussian: its distance to the data needs no sampling.
     Metric("w2", _exact, (("mean_error", "mean error"), ("cov_rel_error", "covariance error (rel.)"),
                           ("w2", "2-Wasserstein")), data="points", default=True),
