@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from ganforge.losses import d_accuracy, d_nonsaturating, g_nonsaturating
+from ganforge.losses import (d_accuracy, d_nonsaturating, d_relativistic, g_nonsaturating,
+                             g_relativistic, r2_penalty)
 
 
 def test_zero_logits_give_log2():
@@ -98,3 +99,31 @@ def test_gradient_penalty_by_hand():
     got = gradient_penalty(lambda x: x.square().sum(1) / 2, real, torch.zeros_like(real),
                            mix=torch.ones(2, 1))
     assert math.isclose(got.item(), ((5 - 1) ** 2 + (2 - 1) ** 2) / 2, rel_tol=1e-6)
+
+
+def test_rpgan_by_hand():
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([1.0, 3.0])
+    # D: softplus(fake_i - real_i) = log(1 + e^-1), log(1 + e^3), averaged
+    expected_d = (math.log1p(math.exp(-1)) + math.log1p(math.exp(3))) / 2
+    assert math.isclose(d_relativistic(real, fake).item(), expected_d, rel_tol=1e-6)
+    # G: softplus(real_i - fake_i) = log(1 + e^1), log(1 + e^-3)
+    expected_g = (math.log1p(math.exp(1)) + math.log1p(math.exp(-3))) / 2
+    assert math.isclose(g_relativistic(fake, real).item(), expected_g, rel_tol=1e-6)
+    # pairs, not means: the same logits in another order give another loss
+    assert not math.isclose(d_relativistic(real, fake.flip(0)).item(), expected_d)
+    # shifting every logit by a constant changes nothing: the loss sees differences only
+    assert math.isclose(d_relativistic(real + 5, fake + 5).item(), expected_d, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="real_label"):
+        d_relativistic(real, fake, real_label=0.9)
+
+
+def test_r2_is_the_zero_centred_penalty_at_the_fakes_of_a_tiny_d():
+    # D(x) = w . x + 0.5 * x0^2: grad = w + (x0, 0) -> per sample ||grad||^2 by hand
+    w = torch.tensor([1.0, -2.0])
+    fake = torch.tensor([[1.0, 0.0], [-1.0, 5.0]], requires_grad=True)
+    logits = fake @ w + 0.5 * fake[:, 0].square()
+    # sample 1: grad (2, -2) -> 8; sample 2: grad (0, -2) -> 4; mean 6
+    assert math.isclose(r2_penalty(fake, logits).item(), 6.0, rel_tol=1e-6)
+    real = torch.tensor([[0.0, 1.0]], requires_grad=True)
+    assert math.isclose(r1_penalty(real, real @ w + 0.5 * real[:, 0].square()).item(), 5.0,
+                        rel_tol=1e-6)  # grad (1, -2)

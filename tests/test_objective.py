@@ -72,3 +72,37 @@ def test_each_term_is_logged_under_its_own_name(tmp_path):
     fig = loss_figure(recs)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "D: recon" in labels and "D: r1" in labels
+
+
+def test_rpgan_with_r1_and_r2_trains_logs_both_terms_and_resumes_exactly(tmp_path, monkeypatch):
+    from .test_resume import _Crash, _assert_same_run, _crash_at
+
+    folder = write_images(tmp_path / "imgs", 8, (16, 16))
+    over = [f"data.path={folder}", "data.resolution=16", "model.g_width=4", "model.d_width=4",
+            "loss.name=rpgan", "loss.r1_gamma=1", "loss.r2_gamma=1", "loss.r1_every=1",
+            "train.epochs=3", "train.batch_size=4", "train.max_minutes=0",
+            "train.checkpoint_steps=2", "train.checkpoint_minutes=0", "report.tensorboard=off"]
+    cfg = from_preset("folder", over)
+    assert [(t.name, t.weight, t.every) for t in d_terms(cfg)] == [("r1", 0.5, 1), ("r2", 0.5, 1)]
+    train(cfg, tmp_path / "full", quiet=True)
+    recs = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["loss_D_r1"] > 0 and r["loss_D_r2"] > 0 for r in recs)
+    assert recs[0]["penalty_D"] == pytest.approx(0.5 * (recs[0]["loss_D_r1"] + recs[0]["loss_D_r2"]),
+                                                 rel=1e-4)
+    with monkeypatch.context() as m:
+        _crash_at(m, 3)
+        with pytest.raises(_Crash):
+            train(cfg, tmp_path / "cut", quiet=True)
+    train(resume=tmp_path / "cut", quiet=True)
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+
+
+def test_the_generator_side_of_rpgan_reads_d_on_the_real_batch():
+    cfg = from_preset("folder", ["data.path=/tmp", "data.resolution=16", "model.g_width=4",
+                                 "model.d_width=4", "loss.name=rpgan", "train.augment="])
+    gan = GAN(cfg, (3, 16, 16), torch.device("cpu"))
+    calls = []
+    original = gan.D_fwd.forward
+    gan.D_fwd.forward = lambda x, *a: calls.append(x.shape[0]) or original(x, *a)
+    gan.train_step(torch.rand(4, 3, 16, 16) * 2 - 1)
+    assert calls == [4, 4, 4, 4]  # D step: real, fake; G step: fake, real

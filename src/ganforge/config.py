@@ -130,12 +130,16 @@ class ModelConfig(_Section):
 
 @dataclass
 class LossConfig(_Section):
-    name: str = _key("nonsaturating", "GAN loss", ("nonsaturating", "hinge", "wgan-gp", "lsgan"))
+    name: str = _key("nonsaturating", "GAN loss (rpgan: relativistic pairing, R3GAN's)",
+                     ("nonsaturating", "hinge", "wgan-gp", "lsgan", "rpgan"))
     real_label: float = _key(1.0, "target for real data; < 1 is one-sided label smoothing (the "
                              "TensorFlow tutorial uses 0.9)")
     gp_weight: float = _key(10.0, "wgan-gp: lambda of the gradient penalty")
     r1_gamma: float = _key(0.0, "R1 penalty gamma/2 * E||grad D(x)||^2 on real data; 0 = off")
-    r1_every: int = _key(16, "lazy R1: every k D steps, scaled by k (StyleGAN2)")
+    r2_gamma: float = _key(0.0, "R2 penalty gamma/2 * E||grad D(x)||^2 on generated data (R3GAN "
+                           "uses R1 and R2 with one gamma); 0 = off")
+    r1_every: int = _key(16, "lazy R1 and R2: every k D steps, scaled by k (StyleGAN2); 1 = every "
+                         "step")
     reduction: str = _key("mean", "loss over the batch: mean, or sum as d2l's "
                           "BCEWithLogitsLoss(reduction='sum')", ("mean", "sum"))
     d_terms: str = _key("average", "D loss = average (d2l) or sum (TensorFlow tutorial) of the "

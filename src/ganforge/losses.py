@@ -78,6 +78,20 @@ def g_least_squares(fake_logits: torch.Tensor) -> torch.Tensor:
     return (fake_logits.reshape(-1) - 1).square().mean() / 2
 
 
+def d_relativistic(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                   real_label: float = 1.0) -> torch.Tensor:
+    """Relativistic pairing loss, RpGAN (Jolicoeur-Martineau 2019; the R3GAN baseline, Huang et al.
+    2024): ``E[softplus(D(G(z_i)) - D(x_i))]`` over the pairs (real i, fake i) of the batch."""
+    _no_smoothing("rpgan", real_label)
+    return F.softplus(fake_logits.reshape(-1) - real_logits.reshape(-1)).mean()
+
+
+def g_relativistic(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """Generator side of RpGAN: ``E[softplus(D(x_i) - D(G(z_i)))]`` (the real logits are
+    constants for G)."""
+    return F.softplus(real_logits.reshape(-1) - fake_logits.reshape(-1)).mean()
+
+
 def _no_smoothing(name: str, real_label: float) -> None:
     if real_label != 1.0:
         raise ValueError(f"loss.real_label={real_label} (label smoothing) applies to the "
@@ -87,9 +101,16 @@ def _no_smoothing(name: str, real_label: float) -> None:
 def r1_penalty(real: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): ``E[||grad_x D(x)||^2]`` over real inputs, per-sample squared
     norms averaged over the batch. ``real`` must have ``requires_grad`` set before D saw it; the
-    result is differentiable (``create_graph``) so it can be minimised. Multiply by gamma / 2."""
+    result is differentiable (``create_graph``) so it can be minimised. Multiply by gamma / 2.
+    The same zero-centred penalty on generated inputs is R2 (:func:`r2_penalty`)."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
     return grad.square().reshape(len(grad), -1).sum(1).mean()
+
+
+def r2_penalty(fake: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """R2: ``E[||grad_x D(x)||^2]`` over generated inputs (detached from G, with
+    ``requires_grad`` set before D saw them). Multiply by gamma / 2; R3GAN uses R1 + R2."""
+    return r1_penalty(fake, fake_logits)
 
 
 def gradient_penalty(D: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
@@ -120,6 +141,12 @@ LOSSES = {
     "hinge": (d_hinge, g_hinge),
     "wgan-gp": (d_wasserstein, g_wasserstein),
     "lsgan": (d_least_squares, g_least_squares),
+    "rpgan": (d_relativistic, g_relativistic),
 }
+# Losses whose generator side also reads D on the real batch (paired with the fakes).
+RELATIVISTIC = {"rpgan"}
 # Where D's output separates real from fake (for the accuracy shown in logs and health checks).
-DECISION_THRESHOLD = {"nonsaturating": 0.0, "hinge": 0.0, "wgan-gp": None, "lsgan": 0.5}
+# None: D's logits have no fixed origin (a critic; a relativistic D, whose loss sees only the
+# differences), so the midpoint of the real and fake means splits them.
+DECISION_THRESHOLD = {"nonsaturating": 0.0, "hinge": 0.0, "wgan-gp": None, "lsgan": 0.5,
+                      "rpgan": None}

@@ -46,6 +46,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "eval.every": (0, _BIG, "closed"), "health.max_retries": (0, 1000, "closed"),
     "health.warmup_epochs": (0, _BIG, "closed"), "health.warmup_kimg": (0, 1e9, "closed"),
     "loss.gp_weight": (0, 1e6, "closed"), "loss.r1_gamma": (0, 1e6, "closed"),
+    "loss.r2_gamma": (0, 1e6, "closed"),
     "loss.r1_every": (0, _BIG, "open"), "eval.n": (0, 10 ** 7, "closed"),
     "health.window": (0, 10 ** 7, "open"), "health.lr_decay": (0, 1, "open"),
     "optim_G.beta1": (0, 1, "high"), "optim_G.beta2": (0, 1, "high"),
@@ -219,12 +220,13 @@ def _check_model(cfg: Config) -> None:
     error = arch.resolution_error(cfg.data.resolution)
     if error:
         raise ConfigError(error + " (use 32 for MNIST-like data, 64 for the Pokemon sprites)")
-    uses_input_grads = cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0
+    uses_input_grads = (cfg.loss.name == "wgan-gp" or cfg.loss.r1_gamma > 0
+                        or cfg.loss.r2_gamma > 0)
     if uses_input_grads and arch.d_mixes_batch(cfg.model):
         fix = ": set model.d_norm=none" if "model.d_norm" in arch.applicable_keys() else ""
-        raise ConfigError("gradient penalties (loss.name=wgan-gp, loss.r1_gamma > 0) are per-sample "
-                          f"and model.arch={arch.name}'s D uses BatchNorm, which mixes the samples "
-                          f"of a batch{fix}")
+        raise ConfigError("gradient penalties (loss.name=wgan-gp, loss.r1_gamma or r2_gamma > 0) "
+                          f"are per-sample and model.arch={arch.name}'s D uses BatchNorm, which "
+                          f"mixes the samples of a batch{fix}")
     if cfg.data.channels not in (0, 1, 3):
         raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {cfg.data.channels}")
     if data.modes and cfg.data.channels not in (0, 3):
@@ -238,7 +240,7 @@ def _check_model(cfg: Config) -> None:
 def _check_training(cfg: Config) -> None:
     """Loss, augmentation and evaluation settings against each other and the data."""
     data = describe(cfg.data)
-    if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wgan-gp"):
+    if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wgan-gp", "rpgan"):
         raise ConfigError(f"loss.real_label={cfg.loss.real_label} (label smoothing) applies to the "
                           f"nonsaturating and lsgan losses, not to {cfg.loss.name}; set "
                           "loss.real_label=1")
@@ -256,9 +258,10 @@ def _check_training(cfg: Config) -> None:
     if (cfg.train.ada or cfg.train.xflip) and data.kind != "images":
         raise ConfigError(f"train.ada and train.xflip augment images; leave them off for "
                           f"{cfg.data.name}")
-    if cfg.train.ada and cfg.loss.name == "wgan-gp":
-        raise ConfigError("train.ada reads D's overfitting from the sign of its real logits, "
-                          "which a WGAN critic does not have: use another loss.name")
+    if cfg.train.ada and cfg.loss.name in ("wgan-gp", "rpgan"):
+        raise ConfigError(f"train.ada reads D's overfitting from the sign of its real logits, "
+                          f"which {cfg.loss.name}'s D does not have (its logits have no fixed "
+                          "origin): use another loss.name, or train.augment (DiffAugment)")
     if cfg.train.freeze_d and data.kind != "images":
         raise ConfigError(f"train.freeze_d freezes the first blocks of an image discriminator; "
                           f"leave it at 0 for {cfg.data.name}")

@@ -4,7 +4,7 @@ weighted by k, as in stylegan2-ada's loss). The step sums the terms; the logger 
 (``loss_D_<term>`` in metrics.jsonl, ``loss/D_<term>`` in TensorBoard, a curve in the report).
 
 Where a term comes from: the loss config (``gp``: WGAN-GP's gradient penalty; ``r1``: lazy R1 on
-the real images D sees) or the architecture (its registry entry names the terms its D computes,
+the real images D sees; ``r2``: the same on the generated ones) or the architecture (its registry entry names the terms its D computes,
 e.g. FastGAN's ``recon``). Adding a term is one entry in :func:`d_terms` and its computation in
 :mod:`ganforge.training.step`.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..config import Config
 from ..models import architecture
 
-SOURCES = ("aux", "gp", "r1")  # how the step computes a term
+SOURCES = ("aux", "gp", "r1", "r2")  # how the step computes a term
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Term:
 
     name: str  # logged as loss_D_<name>
     weight: float  # multiplies the term's value
-    source: str  # "gp", "r1" or "aux" (computed by D itself)
+    source: str  # "gp", "r1", "r2" or "aux" (computed by D itself)
     every: int = 1  # lazy: computed every `every` D steps and then weighted by `every`
 
     def due(self, step: int) -> bool:
@@ -42,6 +42,11 @@ class Term:
         """Differentiated with respect to the (augmented) real images D sees."""
         return self.source == "r1"
 
+    @property
+    def on_fake_inputs(self) -> bool:
+        """Differentiated with respect to the (augmented, detached) generated images D sees."""
+        return self.source == "r2"
+
 
 def d_terms(cfg: Config) -> tuple[Term, ...]:
     """The regularisers of D's objective for ``cfg``, in the order they are summed (terms of
@@ -52,4 +57,6 @@ def d_terms(cfg: Config) -> tuple[Term, ...]:
         terms.append(Term("gp", cfg.loss.gp_weight, "gp"))
     if cfg.loss.r1_gamma > 0:
         terms.append(Term("r1", cfg.loss.r1_gamma / 2, "r1", every=cfg.loss.r1_every))
+    if cfg.loss.r2_gamma > 0:
+        terms.append(Term("r2", cfg.loss.r2_gamma / 2, "r2", every=cfg.loss.r1_every))
     return tuple(t for t in terms if t.weight)

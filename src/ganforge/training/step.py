@@ -18,7 +18,8 @@ from .. import __version__, distributed
 from ..augment import AdaptiveAugment, diff_augment, parse_policy, xflip
 from ..config import Config, OptimizerConfig
 from ..errors import GanforgeError
-from ..losses import DECISION_THRESHOLD, LOSSES, d_accuracy, gradient_penalty, r1_penalty
+from ..losses import (DECISION_THRESHOLD, LOSSES, RELATIVISTIC, d_accuracy, gradient_penalty,
+                      r1_penalty, r2_penalty)
 from ..models import build_models, class_count
 from ..runtime import AMP_DTYPES, resolve_precision
 from .ema import EMA
@@ -127,6 +128,7 @@ class GAN:
         self.opt_D = make_optimizer(self.d_trainable, cfg.optim_D)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss.name]
         self.threshold = DECISION_THRESHOLD[cfg.loss.name]
+        self.relativistic = cfg.loss.name in RELATIVISTIC
         self.ada = (AdaptiveAugment(device, t.ada_target, t.ada_kimg, self.threshold or 0.0)
                     if t.ada else None)
         self.d_terms = 2.0 if cfg.loss.d_terms == "sum" else 1.0
@@ -200,11 +202,16 @@ class GAN:
                 real_logits, aux = self._D(real, y, aux=True, augment=not r1_now)
             else:
                 real_logits = self._D(real, y, augment=not r1_now)
-            fake_logits = self._D(fake.detach(), y)
+            fake_in = fake.detach()
+            r2_now = any(t.on_fake_inputs for t in due)
+            if r2_now:  # as R1: differentiated at the augmented image D sees
+                fake_in = self._augmented(fake_in).detach().requires_grad_(True)
+            fake_logits = self._D(fake_in, y, augment=not r2_now)
             loss_D = self.d_loss_fn(real_logits, fake_logits, lc.real_label)
             if self.ada is not None:
                 self.ada.observe(real_logits)
-            penalty, values = self._terms(due, real, fake, y, real_logits, aux)
+            penalty, values = self._terms(due, real, fake, y, real_logits, aux,
+                                          (fake_in, fake_logits))
         # The seeds' scale of the loss (d2l sums over the batch; the TF tutorial adds the real and
         # fake terms): Adam and RMSprop are scale-invariant only while gradients dwarf their eps,
         # and with d2l's N(0, 0.02) init they do not, so the scale changes the trajectory.
@@ -219,7 +226,12 @@ class GAN:
         # Generator: the same fake batch through the updated D; D's weights get no gradient.
         self.D.requires_grad_(False)
         with self._autocast():
-            loss_G = self.g_loss_fn(self._D(fake, y))
+            if self.relativistic:  # paired with D's (updated) logits of the same real batch
+                with torch.no_grad():
+                    real_now = self._D(real.detach(), y, augment=not r1_now)
+                loss_G = self.g_loss_fn(self._D(fake, y), real_now)
+            else:
+                loss_G = self.g_loss_fn(self._D(fake, y))
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler_G.scale(loss_G * scale).backward()
         distributed.average_gradients(self.G, weight)
@@ -247,7 +259,8 @@ class GAN:
                          d_accuracy(real_logits, fake_logits, threshold), penalty.detach(), logged)
 
     def _terms(self, due: list[Term], real: torch.Tensor, fake: torch.Tensor,
-               y: torch.Tensor | None, real_logits: torch.Tensor, aux: dict[str, torch.Tensor]
+               y: torch.Tensor | None, real_logits: torch.Tensor, aux: dict[str, torch.Tensor],
+               fake_seen: tuple[torch.Tensor, torch.Tensor]
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The weighted sum of the terms due at this step, and each one's unweighted value."""
         penalty = real_logits.new_zeros(())
@@ -257,6 +270,8 @@ class GAN:
                 value = aux[t.name]
             elif t.source == "gp":
                 value = gradient_penalty(lambda x: self._D(x, y), real, fake)
+            elif t.source == "r2":  # at the augmented fakes, as R1
+                value = r2_penalty(*fake_seen)
             else:  # r1: at the augmented reals, every `every` steps, weighted by `every`
                 value = r1_penalty(real, real_logits)
             penalty = penalty + t.scale * value
