@@ -96,7 +96,8 @@ class ModelConfig(_Section):
     z_dim: int = _key(2, "latent dimension")
     g_width: int = _key(64, "DCGAN: G's base width n_G; StyleGAN2: channels(res) = "
                         "2 min(64 width / res, 4 width); FastGAN: 16 width at 4x4 halving to "
-                        "2 width at 32x32 and 64x64 (the MLP ignores it)")
+                        "2 width at 32x32 and 64x64; R3GAN: width up to 32x32, halving per "
+                        "doubling above (at least 16) (the MLP ignores it)")
     d_width: int = _key(64, "DCGAN: D's base width n_D; StyleGAN2: as g_width, for D; FastGAN: "
                         "width at 32x32 and 64x64, doubling per halving to 8 width at 4x4")
     d_recon: float = _key(1.0, "FastGAN: weight of D's self-supervised reconstruction loss on "
@@ -126,6 +127,10 @@ class ModelConfig(_Section):
     num_classes: int = _key(0, "conditional models: number of classes; 0 = taken from the data "
                             "(a non-zero value must match it)")
     d_hidden: int = _key(0, "toy D: hidden width of both layers; 0 = the seed's 5 and 3")
+    blocks: int = _key(2, "R3GAN: residual blocks at each resolution, in G and in D")
+    expansion: int = _key(2, "R3GAN: a residual block widens its channels this many times "
+                          "(1x1 convolution) around its grouped 3x3 convolution")
+    group_channels: int = _key(16, "R3GAN: channels per group of the grouped 3x3 convolution")
 
 
 @dataclass

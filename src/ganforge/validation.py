@@ -55,7 +55,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "model.d_recon": (0, 1e6, "closed"), "optim_G.momentum": (0, 1, "high"),
     "optim_D.momentum": (0, 1, "high"), "model.style_mixing": (0, 1, "closed"),
     "train.ada_target": (0, 1, "both"), "train.ada_kimg": (0, 1e9, "open"),
-    "train.freeze_d": (0, 64, "closed"),
+    "train.freeze_d": (0, 64, "closed"), "model.blocks": (0, 64, "open"),
+    "model.expansion": (0, 16, "open"), "model.group_channels": (0, 4096, "open"),
 }
 HINTS = {"model.leaky_slope": "the slope of LeakyReLU's negative side, e.g. 0.2",
          "model.init_std": "the spread of the initial weights, e.g. 0.02",

@@ -1,0 +1,79 @@
+"""The R3GAN-style pair: shapes at every resolution, the fix-up initialisation (a fresh residual
+block is the identity), the low-pass resampling, conditioning, and a run with its objective
+(RpGAN + R1 + R2) that resumes exactly."""
+
+import pytest
+import torch
+
+from ganforge.models import build_models
+from ganforge.models.r3gan import LRELU_GAIN, Resample, ResidualBlock
+from ganforge.presets import from_preset
+from ganforge.training import train
+
+from .conftest import write_images
+from .test_resume import _Crash, _assert_same_run, _crash_at
+
+R3 = ["model.arch=r3gan", "model.g_width=16", "model.d_width=16", "model.blocks=1",
+      "loss.name=rpgan", "loss.r1_gamma=1", "loss.r2_gamma=1", "loss.r1_every=1",
+      "train.augment="]
+
+
+def _cfg(res, *extra):
+    return from_preset("folder", ["data.path=/tmp", f"data.resolution={res}", "data.channels=3",
+                                  *R3, *extra])
+
+
+@pytest.mark.parametrize("res", [16, 32, 64, 128, 256])
+def test_shapes_at_each_resolution(res):
+    cfg = _cfg(res)
+    G, D = build_models(cfg.model, (3, res, res), 0)
+    x = G(torch.randn(2, cfg.model.z_dim))
+    assert x.shape == (2, 3, res, res) and D(x).shape == (2, 1)
+    stages = len(G.stages)
+    assert stages == res.bit_length() - 2 and len(D.input_blocks()) == stages - 1
+
+
+def test_conditional_pair_uses_the_labels():
+    cfg = _cfg(16, "model.conditional=true")
+    G, D = build_models(cfg.model, (3, 16, 16), 5)
+    z = torch.randn(3, cfg.model.z_dim)
+    a, b = G(z, torch.tensor([0, 1, 2])), G(z, torch.tensor([4, 4, 4]))
+    assert a.shape == (3, 3, 16, 16) and not torch.allclose(a, b)
+    assert D(a, torch.tensor([0, 1, 2])).shape == (3, 1)
+    with pytest.raises(ValueError, match="pass labels"):
+        G(z)
+
+
+def test_a_fresh_residual_block_is_the_identity_and_its_gain_follows_the_block_count():
+    x = torch.randn(2, 32, 8, 8)
+    block = ResidualBlock(32, 2, 16, total_blocks=16)
+    assert torch.equal(block(x), x) and not block.narrow.weight.any()
+    # the widening 1x1 convolution: std = gain * 16^(-1/4) / sqrt(fan_in 32)
+    expected = LRELU_GAIN * 16 ** -0.25 / 32 ** 0.5
+    assert block.widen.weight.std().item() == pytest.approx(expected, rel=0.05)
+    assert block.grouped.groups == 64 // 16  # 16 channels per group of the 64 widened ones
+
+
+def test_resampling_is_low_pass_and_keeps_a_constant():
+    x = torch.full((1, 2, 8, 8), 3.0)
+    up, down = Resample(2, 2, up=True), Resample(2, 2, up=False)
+    assert up(x).shape == (1, 2, 16, 16) and down(x).shape == (1, 2, 4, 4)
+    assert torch.allclose(up(x)[..., 2:-2, 2:-2], x.new_full((1, 2, 12, 12), 3.0))
+    assert torch.allclose(down(x)[..., 1:-1, 1:-1], x.new_full((1, 2, 2, 2), 3.0))
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1  # Nyquist
+    assert down(checker.expand(1, 2, 8, 8))[..., 1:-1, 1:-1].abs().max() < 1e-6
+
+
+def test_an_r3gan_run_resumes_bit_identically(tmp_path, monkeypatch):
+    folder = write_images(tmp_path / "imgs", 8, (16, 16))
+    cfg = from_preset("folder", [f"data.path={folder}", "data.resolution=16", *R3,
+                                 "train.epochs=3", "train.batch_size=4", "train.max_minutes=0",
+                                 "train.checkpoint_steps=2", "train.checkpoint_minutes=0",
+                                 "report.tensorboard=off"])
+    train(cfg, tmp_path / "full", quiet=True)
+    with monkeypatch.context() as m:
+        _crash_at(m, 3)
+        with pytest.raises(_Crash):
+            train(cfg, tmp_path / "cut", quiet=True)
+    train(resume=tmp_path / "cut", quiet=True)
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
