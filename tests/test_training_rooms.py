@@ -18,7 +18,7 @@ def test_lr_factor_by_hand():
     assert lr_factor(0.75, "linear", decay_start=0.5) == pytest.approx(0.5)
     assert lr_factor(1.0, "linear", decay_start=0.5) == 0.0
     with pytest.raises(ValueError):
-        lr_factor(0.5, "cosine")
+        lr_factor(0.5, "exponential")
 
 
 def test_run_progress_takes_the_sooner_of_steps_and_time():

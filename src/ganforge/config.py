@@ -143,6 +143,8 @@ class LossConfig(_Section):
     r1_gamma: float = _key(0.0, "R1 penalty gamma/2 * E||grad D(x)||^2 on real data; 0 = off")
     r2_gamma: float = _key(0.0, "R2 penalty gamma/2 * E||grad D(x)||^2 on generated data (R3GAN "
                            "uses R1 and R2 with one gamma); 0 = off")
+    gamma_end: float = _key(1.0, "R1's and R2's gamma at the end of the run as a share of their "
+                            "value, along a cosine (R3GAN anneals it 10x: 0.1); 1 = constant")
     r1_every: int = _key(16, "lazy R1 and R2: every k D steps, scaled by k (StyleGAN2); 1 = every "
                          "step")
     reduction: str = _key("mean", "loss over the batch: mean, or sum as d2l's "
@@ -190,11 +192,19 @@ class TrainConfig(_Section):
     ada_kimg: float = _key(100.0, "ADA: thousands of images over which p can move from 0 to 1")
     xflip: bool = _key(False, "mirror real images left-right at random (for data sets whose "
                        "content is symmetric; the generator learns the mirrored set too)")
-    lr_schedule: str = _key("constant", "linear: both learning rates decay to 0 at the end of the "
-                            "run (the last step, or train.max_minutes when that comes first)",
-                            ("constant", "linear"))
-    lr_decay_start: float = _key(0.0, "linear schedule: share of the run at full rate before the "
-                                 "decay begins, in [0, 1)")
+    lr_schedule: str = _key("constant", "linear or cosine: both learning rates fall to "
+                            "train.lr_end of their value at the end of the run (the last step, "
+                            "or train.max_minutes when that comes first)",
+                            ("constant", "linear", "cosine"))
+    lr_decay_start: float = _key(0.0, "linear or cosine schedule: share of the run at full rate "
+                                 "before the decay begins, in [0, 1)")
+    lr_end: float = _key(0.0, "linear or cosine schedule: the learning rates at the end as a share "
+                         "of their configured values (R3GAN: 0.25)")
+    beta2_end: float = _key(0.0, "Adam's beta2 (both optimizers) moves from optim_*.beta2 to this "
+                            "by the end of the run along a cosine (R3GAN: 0.9 to 0.99); 0 = "
+                            "constant")
+    ema_kimg_end: float = _key(0.0, "G_ema's half-life moves from train.ema_kimg to this (thousands "
+                               "of images) by the end of the run along a cosine; 0 = constant")
     max_minutes: float = _key(0.0, "wall-clock budget: stop (checkpoint, samples, summary) after "
                               "it; 0 = none")
     checkpoint_every: int = _key(1, "epochs between checkpoints; 0 = only at the end")

@@ -52,6 +52,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "optim_G.beta1": (0, 1, "high"), "optim_G.beta2": (0, 1, "high"),
     "optim_D.beta1": (0, 1, "high"), "optim_D.beta2": (0, 1, "high"),
     "loss.real_label": (0, 1, "open"), "train.lr_decay_start": (0, 1, "high"),
+    "train.lr_end": (0, 1, "closed"), "train.beta2_end": (0, 1, "high"),
+    "train.ema_kimg_end": (0, 1e9, "closed"), "loss.gamma_end": (0, 1e6, "closed"),
     "model.d_recon": (0, 1e6, "closed"), "optim_G.momentum": (0, 1, "high"),
     "optim_D.momentum": (0, 1, "high"), "model.style_mixing": (0, 1, "closed"),
     "train.ada_target": (0, 1, "both"), "train.ada_kimg": (0, 1e9, "open"),

@@ -133,6 +133,7 @@ class GAN:
                     if t.ada else None)
         self.d_terms = 2.0 if cfg.loss.d_terms == "sum" else 1.0
         self.terms = d_terms(cfg)  # D's regularisers, summed after its adversarial loss
+        self.gamma_factor = 1.0  # R1's and R2's gamma now, as a share of loss.*_gamma
         self.stat_names = StepStats.names(self.terms)
         self.step = 0
         self.epoch = 0
@@ -274,7 +275,8 @@ class GAN:
                 value = r2_penalty(*fake_seen)
             else:  # r1: at the augmented reals, every `every` steps, weighted by `every`
                 value = r1_penalty(real, real_logits)
-            penalty = penalty + t.scale * value
+            scale = t.scale * self.gamma_factor if t.source in ("r1", "r2") else t.scale
+            penalty = penalty + scale * value
             values[t.name] = value
         return penalty, values
 

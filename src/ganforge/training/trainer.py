@@ -23,7 +23,7 @@ from ..runtime import rng_state, set_rng_state
 from .evaluator import TrainingEvaluator
 from .health import HealthMonitor
 from .logger import RunLogger
-from .schedule import lr_factor, run_progress
+from .schedule import cosine, lr_factor, run_progress
 from .state import Position, StepReduction
 from .step import GAN
 
@@ -119,13 +119,28 @@ class Trainer:
         return run_progress(self.gan.step, t.epochs * self.steps_per_epoch, self.agreed_elapsed,
                             t.max_minutes)
 
+    def scheduled(self) -> bool:
+        """Whether anything moves with the run's progress (then it is set before every step)."""
+        t, lc = self.cfg.train, self.cfg.loss
+        return (t.lr_schedule != "constant" or bool(t.beta2_end) or bool(t.ema_kimg_end)
+                or lc.gamma_end != 1.0)
+
     def set_lr(self) -> None:
-        """Learning rates = configured x rollback scale x schedule."""
-        t = self.cfg.train
-        factor = lr_factor(self.progress(), t.lr_schedule, t.lr_decay_start)
-        for opt, oc in ((self.gan.opt_G, self.cfg.optim_G), (self.gan.opt_D, self.cfg.optim_D)):
+        """Learning rates = configured x rollback scale x schedule; and, when annealed, Adam's
+        beta2, the penalties' gamma and G_ema's half-life, all from the run's progress (so a
+        resume continues them exactly)."""
+        t, gan = self.cfg.train, self.gan
+        progress = self.progress()
+        factor = lr_factor(progress, t.lr_schedule, t.lr_decay_start, t.lr_end)
+        for opt, oc in ((gan.opt_G, self.cfg.optim_G), (gan.opt_D, self.cfg.optim_D)):
             for group in opt.param_groups:
                 group["lr"] = oc.lr * self.pos.lr_scale * factor
+                if t.beta2_end and oc.name == "adam":
+                    group["betas"] = (oc.beta1, cosine(progress, oc.beta2, t.beta2_end))
+        if self.cfg.loss.gamma_end != 1.0:
+            gan.gamma_factor = cosine(progress, 1.0, self.cfg.loss.gamma_end)
+        if t.ema_kimg_end and gan.ema is not None:
+            gan.ema.half_life_images = 1000 * cosine(progress, t.ema_kimg, t.ema_kimg_end)
 
     def _elapsed(self) -> float:
         """Seconds of training in this run, resumed parts included."""
@@ -176,6 +191,7 @@ class Trainer:
     def _epochs(self) -> None:
         cfg, gan, ds, pos = self.cfg, self.gan, self.dataset, self.pos
         n, bs = len(ds), cfg.train.batch_size
+        scheduled = self.scheduled()
         while gan.epoch < cfg.train.epochs and not self.out_of_time:
             epoch = gan.epoch + 1
             pos.begin_epoch()
@@ -188,7 +204,7 @@ class Trainer:
                 b = idx.numel()
                 part, weight = distributed.shard(idx)
                 z = gan.noise(b)[part]  # the global batch's noise, identical on every rank
-                if cfg.train.lr_schedule == "linear":
+                if scheduled:
                     self.set_lr()
                 y = ds.labels_at(idx[part]) if gan.num_classes else None
                 stats = gan.train_step(ds.batch(idx[part]), z, weight, global_n=b, y=y)
@@ -259,6 +275,12 @@ class Trainer:
                   "examples_per_sec": examples / seconds, "epoch_seconds": seconds,
                   "elapsed_seconds": self._elapsed(),
                   "lr_G": gan.opt_G.param_groups[0]["lr"], "lr_D": gan.opt_D.param_groups[0]["lr"]}
+        if cfg.train.beta2_end and "betas" in gan.opt_G.param_groups[0]:  # the annealed values
+            record["beta2_G"] = gan.opt_G.param_groups[0]["betas"][1]
+        if cfg.loss.gamma_end != 1.0:
+            record["gamma_factor"] = gan.gamma_factor
+        if cfg.train.ema_kimg_end and gan.ema is not None:
+            record["ema_kimg"] = gan.ema.half_life_images / 1000
         if gan.terms:  # D's regularisers: their weighted sum and each one's own value
             record["penalty_D"] = m["penalty"]
             record.update({f"loss_D_{t.name}": m[f"loss_D_{t.name}"] for t in gan.terms})
