@@ -2,6 +2,8 @@
 block is the identity), the low-pass resampling, conditioning, and a run with its objective
 (RpGAN + R1 + R2) that resumes exactly."""
 
+import json
+
 import pytest
 import torch
 
@@ -77,3 +79,22 @@ def test_an_r3gan_run_resumes_bit_identically(tmp_path, monkeypatch):
             train(cfg, tmp_path / "cut", quiet=True)
     train(resume=tmp_path / "cut", quiet=True)
     _assert_same_run(tmp_path / "full", tmp_path / "cut")
+
+
+@pytest.mark.parametrize("preset", ["stacked-r3gan", "folder-r3gan"])
+def test_the_r3gan_presets_take_a_few_steps_from_the_command_line(tmp_path, idx_dir, preset):
+    from ganforge.cli import main
+    from ganforge.training import load_checkpoint
+
+    data = [f"data.path={idx_dir}"] if preset.startswith("stacked") else \
+        [f"data.path={write_images(tmp_path / 'imgs', 16, (20, 20))}"]
+    run = tmp_path / "run"
+    assert main(["train", preset, "--out", str(run), "--quiet", *data, "train.epochs=2",
+                 "train.max_minutes=0", "model.g_width=16", "model.d_width=16",
+                 "train.batch_size=8", "data.limit=16", "report.tensorboard=off"]) == 0
+    st = load_checkpoint(run)
+    assert st["step"] == 4 and st["config"]["model"]["arch"] == "r3gan"
+    assert st["sample_shape"] == [3, 32, 32]  # stacked digits padded to 32; the folder's 20 px -> 32
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert recs[-1]["beta2_G"] > 0.9 and recs[-1]["lr_G"] < 2e-4
+    assert recs[0]["loss_D_r1"] > 0 and recs[0]["loss_D_r2"] > 0  # lazy: at step 0 of every 4
