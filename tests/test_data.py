@@ -242,7 +242,7 @@ def test_shape_read_from_the_images(tmp_path):
     for i, mode in enumerate(["L", "L", "RGB"]):
         Image.new(mode, (40, 40)).save(mixed / f"{i}.png")
     shape = resolve_shape(DataConfig(name="folder", path=str(gray), resolution=0, channels=0))
-    assert (shape.resolution, shape.channels) == (64, 1)  # median side 100 -> 64
+    assert (shape.resolution, shape.channels) == (128, 1)  # median side 100: nearest is 128
     shape = resolve_shape(DataConfig(name="folder", path=str(mixed), resolution=0, channels=0))
     assert (shape.resolution, shape.channels) == (32, 3)
     shape = resolve_shape(DataConfig(name="folder", path=str(gray), resolution=16, channels=3))
@@ -277,5 +277,29 @@ def test_decode_gif_and_webp_first_frame(tmp_path):
 @needs_pokemon
 def test_pokemon_sprites_decode_once():
     ds = load_dataset(DataConfig(name="folder", path=str(SHARED_DATA / "pokemon"), limit=200))
-    assert ds.data.shape == (200, 3, 64, 64) and ds.data.dtype == torch.uint8
+    assert ds.data.shape == (200, 3, 128, 128) and ds.data.dtype == torch.uint8  # 96 px: nearest 128
     assert len(ds.class_names) == 650
+
+
+def test_a_new_run_takes_the_nearest_power_of_two_capped_on_a_cpu(tmp_path, capsys):
+    from ganforge.data import folder_resolution
+    from ganforge.presets import from_preset
+    from ganforge.training import train
+
+    for side, cpu, gpu in ((56, 64, 64), (96, 128, 128), (40, 32, 32), (300, 128, 256),
+                           (700, 128, 256), (12, 32, 32)):
+        folder = tmp_path / f"s{side}"
+        folder.mkdir()
+        for i in range(3):
+            Image.new("RGB", (side + 12 * i, side), (i, 0, 0)).save(folder / f"{i}.png")
+        cfg = DataConfig(name="folder", path=str(folder))
+        assert folder_resolution(cfg, "cpu")[0] == cpu and folder_resolution(cfg, "cuda")[0] == gpu
+    assert "at most 128 on a CPU (set data.resolution=256" in folder_resolution(
+        DataConfig(name="folder", path=str(tmp_path / "s300")), "cpu")[1]
+    run = train(from_preset("folder", [f"data.path={tmp_path / 's56'}", "train.epochs=1",
+                                       "model.g_width=4", "model.d_width=4", "train.batch_size=3",
+                                       "report.tensorboard=off", "train.device=cpu"]),
+                tmp_path / "run", progress=False).run_dir
+    assert "data.resolution=64: the images' median shorter side is 56 px" in capsys.readouterr().out
+    import json
+    assert json.loads((run / "config.json").read_text())["data"]["resolution"] == 64

@@ -78,8 +78,8 @@ class DataConfig(_Section):
                      "data directory instead of the data roots")
     split: str = _key("train", "IDX datasets: which split to train on", ("train", "test"))
     resolution: int = _key(0, "image side in pixels; 0 = the dataset's own: 28 for IDX, for "
-                           "folders the images' median shorter side as a power of two in "
-                           "[32, 256]")
+                           "folders the power of two nearest the images' median shorter side, "
+                           "in [32, 256] and at most 128 on a CPU when a run starts")
     channels: int = _key(0, "1 (grayscale) or 3 (RGB); 0 = the dataset's own (1 for IDX; for "
                          "folders 1 when the images are all grayscale, else 3)")
     num_points: int = _key(1000, "gaussian2d: how many points are drawn (the seed draws 1,000)")

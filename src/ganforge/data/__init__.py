@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..config import Config, DataConfig
 from ..errors import DataError
 from .idx import IDX_DATASETS, load_idx_dataset
-from .images import infer_shape
+from .images import infer_shape, nearest_power_of_two, read_headers
 from .prepared import prepare_folder
 from .named_folders import FOLDER_DATASETS, locate_folder
 from .stacked import MODES, NAME as STACKED, stacked_mnist
@@ -168,7 +168,7 @@ def _fit_idx(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor
 def resolve_shape(cfg: DataConfig) -> DataConfig:
     """A copy of ``cfg`` with the dataset's own resolution/channels where it says 0: 28x28
     grayscale for IDX data; for image folders what :func:`~ganforge.data.images.infer_shape`
-    reads from the images (their median shorter side as a power of two in [32, 256];
+    reads from the images (the power of two nearest their median shorter side, in [32, 256];
     grayscale when they all are, else RGB)."""
     if cfg.name in IDX_DATASETS:
         return dataclasses.replace(cfg, resolution=cfg.resolution or 28,
@@ -180,6 +180,25 @@ def resolve_shape(cfg: DataConfig) -> DataConfig:
         return dataclasses.replace(cfg, resolution=cfg.resolution or resolution,
                                    channels=cfg.channels or channels)
     return cfg
+
+
+CPU_RESOLUTION_CAP, GPU_RESOLUTION_CAP = 128, 256
+
+
+def folder_resolution(cfg: DataConfig, device_type: str) -> tuple[int, str]:
+    """The resolution a new run trains an image folder at when ``data.resolution`` is 0, and
+    why: the power of two nearest the images' median shorter side, at most 128 on a CPU and 256
+    on a GPU (a CPU hour is too short for larger images)."""
+    side, _ = read_headers(folder_path(cfg))
+    nearest = nearest_power_of_two(side)
+    cap = CPU_RESOLUTION_CAP if device_type == "cpu" else GPU_RESOLUTION_CAP
+    res = min(nearest, cap)
+    why = (f"the images' median shorter side is {side} px, and the nearest power of two "
+           f"{nearest}" if side else "no image could be read for its size; the smallest")
+    if res < nearest:
+        why += (f", at most {cap} on a {'CPU' if device_type == 'cpu' else 'GPU'} (set "
+                f"data.resolution={nearest} to train at it)")
+    return res, why
 
 
 def is_image_folder(cfg: DataConfig) -> bool:

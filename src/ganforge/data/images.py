@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import os
 import sys
 import warnings
@@ -240,11 +241,9 @@ def decode_image(path: str | os.PathLike | ZipMember, resolution: int, channels:
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
-def infer_shape(root: str | os.PathLike, sample: int = 64, lo: int = 32,
-                hi: int = 256) -> tuple[int, int]:
-    """``(resolution, channels)`` read from the data, from the headers of up to ``sample``
-    images spread over the folder: the median shorter side rounded down to a power of two and
-    kept within [``lo``, ``hi``]; 1 channel when every one of them is grayscale, else 3."""
+def read_headers(root: str | os.PathLike, sample: int = 64) -> tuple[int, bool]:
+    """The median shorter side of up to ``sample`` images spread over the folder (from their
+    headers; 0 when none opens), and whether every one of them is grayscale."""
     files, _, _ = scan_folder(root)
     step = max(1, len(files) // sample)
     sides, gray = [], True
@@ -255,10 +254,25 @@ def infer_shape(root: str | os.PathLike, sample: int = 64, lo: int = 32,
                 gray = gray and img.mode in GRAY_MODES
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, zipfile.BadZipFile):
             continue  # decoding reports it (a bomb with the data.max_pixels advice)
-    if not sides:
+    return (int(np.median(sides)) if sides else 0), gray
+
+
+def nearest_power_of_two(side: int, lo: int = 32, hi: int = 256) -> int:
+    """The power of two nearest ``side`` (in ratio: 96 -> 128, 56 -> 64, 40 -> 32), within
+    [``lo``, ``hi``]."""
+    p = 2 ** round(math.log2(side)) if side > 0 else lo
+    return int(min(max(p, lo), hi))
+
+
+def infer_shape(root: str | os.PathLike, sample: int = 64, lo: int = 32,
+                hi: int = 256) -> tuple[int, int]:
+    """``(resolution, channels)`` read from the data, from the headers of up to ``sample``
+    images spread over the folder: the power of two nearest their median shorter side, within
+    [``lo``, ``hi``]; 1 channel when every one of them is grayscale, else 3."""
+    side, gray = read_headers(root, sample)
+    if not side:
         return lo, 3
-    side = int(np.median(sides))
-    return int(min(max(2 ** (max(side, 1).bit_length() - 1), lo), hi)), 1 if gray else 3
+    return nearest_power_of_two(side, lo, hi), 1 if gray else 3
 
 
 def decode_into(files: list, out: np.ndarray, resolution: int, channels: int,

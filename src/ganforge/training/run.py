@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..config import Config, apply_overrides
-from ..data import folder_path, is_image_folder, load_dataset, resolve_classes
+from ..data import folder_path, folder_resolution, is_image_folder, load_dataset, resolve_classes
 from ..errors import GanforgeError, describe_state_dict_error
 from ..io import read_jsonl
 from ..io.lock import RunLock, refuse_if_locked
@@ -112,6 +112,12 @@ def train(cfg: Config | None = None, out_dir: str | os.PathLike | None = None, *
                             f"be at least the number of processes ({dinfo.world_size})")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    if resumed is None and is_image_folder(cfg.data) and not cfg.data.resolution:
+        # a new run fixes the folder's size in its config, so a resume reads the same size
+        res, why = folder_resolution(cfg.data, device.type)
+        cfg = validate(apply_overrides(cfg, [f"data.resolution={res}"]))
+        if not quiet and dinfo.is_main:
+            print(f"data.resolution={res}: {why}", file=sys.stdout)
     seed_everything(cfg.train.seed, dinfo.rank)
     run_dir = Path(out_dir)
     state = None if resumed is None else resumed.state
