@@ -3,6 +3,7 @@ block is the identity), the low-pass resampling, conditioning, and a run with it
 (RpGAN + R1 + R2) that resumes exactly."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,3 +99,31 @@ def test_the_r3gan_presets_take_a_few_steps_from_the_command_line(tmp_path, idx_
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert recs[-1]["beta2_G"] > 0.9 and recs[-1]["lr_G"] < 2e-4
     assert recs[0]["loss_D_r1"] > 0 and recs[0]["loss_D_r2"] > 0  # lazy: at step 0 of every 4
+
+
+def test_an_r3gan_run_samples_exports_evaluates_and_reports(tmp_path):
+    from PIL import Image
+
+    from ganforge.evaluate import evaluate
+    from ganforge.export import export_generator
+    from ganforge.generator import load_generator
+    from ganforge.report.html import write_report
+    from ganforge.sample import sample
+
+    folder = write_images(tmp_path / "imgs", 8, (16, 16))
+    run = tmp_path / "run"
+    train(from_preset("folder-r3gan", [f"data.path={folder}", "data.resolution=16",
+                                       "model.g_width=16", "model.d_width=16", "train.epochs=2",
+                                       "train.max_minutes=0", "train.batch_size=4",
+                                       "report.tensorboard=off"]), run, quiet=True)
+    sample(run, 6, tmp_path / "s.png", truncation=0.7)
+    with Image.open(tmp_path / "s.png") as img:
+        assert img.width > 0
+    path, _ = export_generator(run, tmp_path / "g.safetensors")
+    a, b = load_generator(run).G, load_generator(path).G
+    z = torch.randn(3, a.z_dim)
+    assert torch.equal(a(z), b(z))
+    res = evaluate(run, metrics=("kid",), n=8, progress=False)
+    assert res["kid"] == res["kid"]  # a number
+    page = Path(write_report([run])).read_text()
+    assert "R3GAN-style pair" in page and "D: r1" in page and "D: r2" in page  # the loss terms

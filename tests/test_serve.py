@@ -44,7 +44,7 @@ def _folder(root, n=24, side=16, seed=0):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Tiny runs of every kind the explorer shows: DCGAN (class-conditional), StyleGAN2-style,
-    FastGAN-style, the MLP and the 2-D toy."""
+    FastGAN-style, R3GAN-style, the MLP and the 2-D toy."""
     data = _folder(tmp_path_factory.mktemp("blobs"))
     base = tmp_path_factory.mktemp("serve-runs")
     common = [f"data.path={data}", "data.resolution=16", "train.batch_size=16", "train.threads=1"]
@@ -55,6 +55,8 @@ def runs(tmp_path_factory):
                                            "train.epochs=1", "train.max_minutes=0"]),
         "fastgan": ("folder", ["model.arch=fastgan", "model.g_width=4", "model.d_width=4",
                                "train.augment=", "train.epochs=1", "train.max_minutes=0"]),
+        "r3gan": ("folder-r3gan", ["model.g_width=16", "model.d_width=16", "train.epochs=1",
+                                   "train.max_minutes=0"]),
     }
     out = {}
     for name, (preset, extra) in specs.items():
@@ -93,7 +95,8 @@ def test_psnr_and_ssim_by_hand():
 
 
 def test_every_architecture_says_its_edit_space_and_first_layer(runs):
-    for name, space in (("dcgan", "z"), ("stylegan2", "w"), ("fastgan", "z"), ("toy", "z")):
+    for name, space in (("dcgan", "z"), ("stylegan2", "w"), ("fastgan", "z"), ("r3gan", "z"),
+                        ("toy", "z")):
         G = load_generator(runs[name]).G
         assert G.latent_space == space
         d = directions(G, k=4, num_classes=2 if name == "dcgan" else 0)
