@@ -75,7 +75,7 @@ def test_each_term_is_logged_under_its_own_name(tmp_path):
 
 
 def test_rpgan_with_r1_and_r2_trains_logs_both_terms_and_resumes_exactly(tmp_path, monkeypatch):
-    from .test_resume import _Crash, _assert_same_run, _crash_at
+    from .test_resume import assert_resumes_exactly
 
     folder = write_images(tmp_path / "imgs", 8, (16, 16))
     over = [f"data.path={folder}", "data.resolution=16", "model.g_width=4", "model.d_width=4",
@@ -84,17 +84,11 @@ def test_rpgan_with_r1_and_r2_trains_logs_both_terms_and_resumes_exactly(tmp_pat
             "train.checkpoint_steps=2", "train.checkpoint_minutes=0", "report.tensorboard=off"]
     cfg = from_preset("folder", over)
     assert [(t.name, t.weight, t.every) for t in d_terms(cfg)] == [("r1", 0.5, 1), ("r2", 0.5, 1)]
-    train(cfg, tmp_path / "full", quiet=True)
+    assert_resumes_exactly(cfg, tmp_path, monkeypatch, crash_before=3)
     recs = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert all(r["loss_D_r1"] > 0 and r["loss_D_r2"] > 0 for r in recs)
     assert recs[0]["penalty_D"] == pytest.approx(0.5 * (recs[0]["loss_D_r1"] + recs[0]["loss_D_r2"]),
                                                  rel=1e-4)
-    with monkeypatch.context() as m:
-        _crash_at(m, 3)
-        with pytest.raises(_Crash):
-            train(cfg, tmp_path / "cut", quiet=True)
-    train(resume=tmp_path / "cut", quiet=True)
-    _assert_same_run(tmp_path / "full", tmp_path / "cut")
 
 
 def test_the_generator_side_of_rpgan_reads_d_on_the_real_batch():

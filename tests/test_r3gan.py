@@ -14,7 +14,7 @@ from ganforge.presets import from_preset
 from ganforge.training import train
 
 from .conftest import write_images
-from .test_resume import _Crash, _assert_same_run, _crash_at
+from .test_resume import assert_resumes_exactly
 
 R3 = ["model.arch=r3gan", "model.g_width=16", "model.d_width=16", "model.blocks=1",
       "loss.name=rpgan", "loss.r1_gamma=1", "loss.r2_gamma=1", "loss.r1_every=1",
@@ -73,13 +73,7 @@ def test_an_r3gan_run_resumes_bit_identically(tmp_path, monkeypatch):
                                  "train.epochs=3", "train.batch_size=4", "train.max_minutes=0",
                                  "train.checkpoint_steps=2", "train.checkpoint_minutes=0",
                                  "report.tensorboard=off"])
-    train(cfg, tmp_path / "full", quiet=True)
-    with monkeypatch.context() as m:
-        _crash_at(m, 3)
-        with pytest.raises(_Crash):
-            train(cfg, tmp_path / "cut", quiet=True)
-    train(resume=tmp_path / "cut", quiet=True)
-    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+    assert_resumes_exactly(cfg, tmp_path, monkeypatch, crash_before=3)
 
 
 @pytest.mark.parametrize("preset", ["stacked-r3gan", "folder-r3gan"])

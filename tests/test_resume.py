@@ -58,6 +58,18 @@ def _crash_at(monkeypatch, step, change=None):
     monkeypatch.setattr(GAN, "train_step", patched)
 
 
+def assert_resumes_exactly(cfg, tmp_path, monkeypatch, crash_before: int) -> None:
+    """``cfg`` trained into tmp_path/full, and into tmp_path/cut crashed before step
+    ``crash_before`` then resumed: the two runs are bit-identical."""
+    train(cfg, tmp_path / "full", quiet=True)
+    with monkeypatch.context() as m:
+        _crash_at(m, crash_before)
+        with pytest.raises(_Crash):
+            train(cfg, tmp_path / "cut", quiet=True)
+    train(resume=tmp_path / "cut", quiet=True)
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("resume") / "imgs", 12, (16, 16), ("a", "b"))

@@ -7,11 +7,10 @@ import math
 import pytest
 
 from ganforge.presets import from_preset
-from ganforge.training import train
 from ganforge.training.schedule import cosine, lr_factor
 
 from .conftest import write_images
-from .test_resume import _Crash, _assert_same_run, _crash_at
+from .test_resume import assert_resumes_exactly
 
 
 def test_cosine_schedules_by_hand():
@@ -37,7 +36,7 @@ def test_every_annealed_value_is_logged_and_resumes_exactly(tmp_path, monkeypatc
             "train.batch_size=4", "train.max_minutes=0", "train.checkpoint_steps=3",
             "train.checkpoint_minutes=0", "report.tensorboard=off"]
     cfg = from_preset("folder", over)
-    train(cfg, tmp_path / "full", quiet=True)
+    assert_resumes_exactly(cfg, tmp_path, monkeypatch, crash_before=5)
     recs = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     total = 4 * 2  # 2 steps an epoch; values are set before each step, from the steps done
     for r in recs:
@@ -47,9 +46,3 @@ def test_every_annealed_value_is_logged_and_resumes_exactly(tmp_path, monkeypatc
         assert r["gamma_factor"] == pytest.approx(cosine(p, 1.0, 0.1))
         assert r["ema_kimg"] == pytest.approx(cosine(p, 0.01, 0.5))
     assert recs[-1]["beta2_G"] > recs[0]["beta2_G"] and recs[-1]["lr_G"] < recs[0]["lr_G"]
-    with monkeypatch.context() as m:
-        _crash_at(m, 5)
-        with pytest.raises(_Crash):
-            train(cfg, tmp_path / "cut", quiet=True)
-    train(resume=tmp_path / "cut", quiet=True)
-    _assert_same_run(tmp_path / "full", tmp_path / "cut")

@@ -88,8 +88,15 @@ def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cp
     return discriminator_from_state(load_checkpoint(path, map_location=device), path, device)
 
 
-def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """Rebuild G from an export (``G.safetensors`` + ``G.json``); no pickle at any point."""
+class Export(NamedTuple):
+    cfg: Config
+    sample_shape: tuple[int, ...]
+    num_classes: int
+    tensors: dict[str, torch.Tensor]  # G's state dict (G_ema's weights when the run kept one)
+
+
+def read_export(path: str | os.PathLike) -> Export:
+    """An export's config and tensors (``G.safetensors`` + ``G.json``); no pickle at any point."""
     path = Path(path)
     meta_path = path.with_suffix(".json")
     if not meta_path.is_file():
@@ -101,11 +108,20 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu") -
             raise ValueError(f"format {meta.get('format')!r}")
         cfg = Config.from_dict(meta["config"])
         shape = tuple(int(s) for s in meta["sample_shape"])
-        classes = resolved_classes(meta, cfg)
+        return Export(cfg, shape, resolved_classes(meta, cfg), load_file(str(path), device="cpu"))
+    except (ValueError, KeyError, ConfigError, SafetensorError, OSError, TypeError,
+            AttributeError) as e:
+        raise CheckpointError(f"{path} is not a usable ganforge export "
+                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """Rebuild G from an export (``G.safetensors`` + ``G.json``); no pickle at any point."""
+    cfg, shape, classes, tensors = read_export(path)
+    try:
         G, _ = build_models(cfg.model, shape, classes)
-        G.load_state_dict(load_file(str(path), device="cpu"))
-    except (ValueError, KeyError, ConfigError, RuntimeError, SafetensorError, OSError,
-            TypeError, AttributeError) as e:
+        G.load_state_dict(tensors)
+    except (ValueError, KeyError, RuntimeError, TypeError) as e:
         raise CheckpointError(f"{path} is not a usable ganforge export "
                               f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return LoadedGenerator(G.to(device).eval(), cfg, shape, classes)

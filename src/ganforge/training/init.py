@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from ..config import Config, ConfigError
 from ..data import describe
 from ..errors import CheckpointError, GanforgeError
-from ..generator import EXPORT_FORMAT, resolved_classes
+from ..generator import read_export, resolved_classes
 from ..io import file_sha256, load_checkpoint, resolve_checkpoint
 from ..validation import validate
+from .resume import set_hyperparameters
 
 
 @dataclass
@@ -60,6 +59,8 @@ def read_init_source(spec: str | os.PathLike) -> InitSource:
     if p.suffix == ".json" and p.with_suffix(".safetensors").is_file():
         p = p.with_suffix(".safetensors")
     if p.suffix == ".safetensors":
+        if not p.is_file():
+            raise GanforgeError(f"train.init_from: {p} does not exist")
         return _read_export(p)
     try:
         ckpt = resolve_checkpoint(p)
@@ -77,23 +78,13 @@ def read_init_source(spec: str | os.PathLike) -> InitSource:
 
 
 def _read_export(p: Path) -> InitSource:
-    meta_path = p.with_suffix(".json")
-    if not p.is_file() or not meta_path.is_file():
-        raise GanforgeError(f"train.init_from: {p} and its config {meta_path.name} must both "
-                            "exist (what `ganforge export` writes)")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}")
-        cfg = Config.from_dict(meta["config"])
-        shape = tuple(int(s) for s in meta["sample_shape"])
-        tensors = load_file(str(p), device="cpu")
-    except (ValueError, KeyError, TypeError, ConfigError, SafetensorError, OSError) as e:
-        raise GanforgeError(f"train.init_from: {p} is not a usable ganforge export "
-                            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        cfg, shape, classes, tensors = read_export(p)
+    except CheckpointError as e:
+        raise GanforgeError(f"train.init_from: {e}") from None
     # An export holds G_ema's weights when the run kept one: they start both G and G_ema.
-    return InitSource(p.resolve(), "export", file_sha256(p), cfg, shape,
-                      resolved_classes(meta, cfg), tensors, None, tensors, {})
+    return InitSource(p.resolve(), "export", file_sha256(p), cfg, shape, classes, tensors, None,
+                      tensors, {})
 
 
 def adopt_source(cfg: Config, source: InitSource, explicit: Sequence[str] = ()) -> Config:
@@ -236,16 +227,9 @@ def _init_optimizers(gan: Any, source: InitSource, classes_changed: bool) -> lis
                             "optimizers afresh")
     for opt, key, oc in ((gan.opt_G, "opt_G", cfg.optim_G), (gan.opt_D, "opt_D", cfg.optim_D)):
         opt.load_state_dict(st[key])
-        for group in opt.param_groups:  # the moments come along, not the source's settings
+        set_hyperparameters(opt, oc)  # the moments come along, not the source's settings
+        for group in opt.param_groups:
             group["lr"] = oc.lr
-            if oc.name == "adam":
-                group["betas"] = (oc.beta1, oc.beta2)
-            if oc.name in ("rmsprop", "sgd"):
-                group["momentum"] = oc.momentum
-            if oc.name == "rmsprop":
-                group["alpha"] = oc.alpha
-            if oc.name in ("adam", "rmsprop"):
-                group["eps"] = oc.eps
     notes = ["optimizer moments from the source"]
     if gan.ada is not None and "ada" in st:
         gan.ada.load_state_dict(st["ada"])

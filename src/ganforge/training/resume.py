@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..config import Config, apply_overrides
+from ..config import Config, OptimizerConfig, apply_overrides
 from ..errors import GanforgeError
 from ..io import load_checkpoint, resolve_checkpoint
 from ..io.lock import refuse_if_locked
@@ -97,6 +97,19 @@ def check_same_data(resumed: Resumption, examples: int, quiet: bool) -> None:
               file=sys.stderr)
 
 
+def set_hyperparameters(opt: torch.optim.Optimizer, oc: OptimizerConfig) -> None:
+    """The keys of ``oc`` that ``opt`` reads (betas, momentum, alpha, eps), in every group."""
+    for group in opt.param_groups:
+        if oc.name == "adam":
+            group["betas"] = (oc.beta1, oc.beta2)
+        if oc.name in ("rmsprop", "sgd"):
+            group["momentum"] = oc.momentum
+        if oc.name == "rmsprop":
+            group["alpha"] = oc.alpha
+        if oc.name in ("adam", "rmsprop"):
+            group["eps"] = oc.eps
+
+
 def apply_optimizer_settings(optimizers: Sequence[torch.optim.Optimizer], cfg: Config,
                              saved: Config, position: Position) -> None:
     """After restoring: the optimizers' saved state brought back the saved hyperparameters; set
@@ -107,15 +120,8 @@ def apply_optimizer_settings(optimizers: Sequence[torch.optim.Optimizer], cfg: C
     if (cfg.optim_G.lr, cfg.optim_D.lr) != (saved.optim_G.lr, saved.optim_D.lr):
         position.lr_scale = 1.0
     for opt, oc in zip(optimizers, (cfg.optim_G, cfg.optim_D)):
+        set_hyperparameters(opt, oc)
         for group in opt.param_groups:
-            if oc.name == "adam":
-                group["betas"] = (oc.beta1, oc.beta2)
-            if oc.name in ("rmsprop", "sgd"):
-                group["momentum"] = oc.momentum
-            if oc.name == "rmsprop":
-                group["alpha"] = oc.alpha
-            if oc.name in ("adam", "rmsprop"):
-                group["eps"] = oc.eps
             if oc.name == "rmsprop" and oc.momentum > 0:
                 for p in group["params"]:
                     st = opt.state.get(p)
