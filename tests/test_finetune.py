@@ -232,3 +232,11 @@ def test_evaluate_nn_writes_the_pairs_of_a_run(tmp_path, folders, source_run):
         assert img.width > img.height > 0
     recorded = json.loads((run / "eval.json").read_text())
     assert any("nn_distance" in v for v in recorded.values())
+
+
+def test_duplicates_in_the_training_set_do_not_make_every_sample_look_original():
+    train_f = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    _, own = nearest(train_f, train_f, exclude_self=True)
+    assert np.allclose(own, [4.0, 4.0, 4.0, 4.0, 4.0])  # the copies are not each other's neighbours
+    res = memorisation(train_f, np.array([[0.0, 0.1], [6.0, 6.0]]))  # a copy, and a new point
+    assert res["nn_real"] == 4.0 and res["nn_close"] == 0.5

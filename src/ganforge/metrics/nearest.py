@@ -3,7 +3,7 @@
 
 A generator that copies its data puts samples much closer to a training image than two real
 images ever are. ``nn_close`` counts those: the share of samples nearer to their nearest training
-image than 95% of the training images are to their own nearest other training image. For samples
+image than 95% of the training images are to their nearest other (distinct) one. For samples
 drawn from the data's distribution (not copies) it is about 0.05; a share well above says the run
 copies some of its images.
 """
@@ -19,8 +19,9 @@ CLOSE_QUANTILE = 0.05
 def nearest(query: np.ndarray, reference: np.ndarray, exclude_self: bool = False,
             chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``query``, the index of its nearest row of ``reference`` (Euclidean)
-    and the distance; ``exclude_self``: ``query`` is ``reference`` and a row is not its own
-    neighbour. Computed in float64 in chunks, so memory stays ``chunk x len(reference)``."""
+    and the distance; ``exclude_self``: ``query`` is ``reference`` and neither a row nor an
+    identical copy of it (a duplicate image in the data) is its own neighbour. Computed in
+    float64 in chunks, so memory stays ``chunk x len(reference)``."""
     ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float64))
     ref_sq = (ref * ref).sum(1)
     idx = np.empty(len(query), dtype=np.int64)
@@ -28,7 +29,8 @@ def nearest(query: np.ndarray, reference: np.ndarray, exclude_self: bool = False
     for start in range(0, len(query), chunk):
         q = torch.from_numpy(np.ascontiguousarray(query[start:start + chunk], dtype=np.float64))
         d2 = (q * q).sum(1, keepdim=True) - 2 * q @ ref.T + ref_sq
-        if exclude_self:
+        if exclude_self:  # itself and its exact duplicates (zero up to rounding)
+            d2[d2 <= 1e-9 * ((q * q).sum(1, keepdim=True) + ref_sq)] = float("inf")
             rows = torch.arange(len(q))
             d2[rows, rows + start] = float("inf")
         best, where = d2.min(1)
@@ -47,6 +49,10 @@ def memorisation(train: np.ndarray, fake: np.ndarray) -> dict:
                          "sample")
     idx, dist = nearest(fake, train)
     _, real = nearest(train, train, exclude_self=True)
+    real = real[np.isfinite(real)]  # an image whose every other is a duplicate has none
+    if not len(real):
+        raise ValueError("the training images are all copies of one: no distance between two "
+                         "distinct ones to compare with")
     threshold = float(np.quantile(real, CLOSE_QUANTILE))
     median_fake, median_real = float(np.median(dist)), float(np.median(real))
     return {"nn_distance": median_fake, "nn_real": median_real,
