@@ -144,7 +144,7 @@ def test_a_model_too_large_for_the_machine_is_refused_before_allocating(tmp_path
 
     # The child reports its own peak, VmHWM of its address space (ru_maxrss would also count
     # the forked copy of this test process before the exec, and RUSAGE_CHILDREN every child the
-    # session ever ran).
+    # test run ever started).
     code = ("import re, sys\nfrom ganforge.cli import main\nrc = main(sys.argv[1:])\n"
             "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
             "print('peak', hwm, file=sys.stderr)\nsys.exit(rc)")
