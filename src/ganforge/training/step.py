@@ -1,9 +1,11 @@
 """G, D, their optimizers and the one update every model takes.
 
 Each step: D on the real batch and on a *detached* fake batch (plus the terms of its objective:
-WGAN-GP, lazy R1, an architecture's own, see :mod:`.objective`), then G on the *same* fake batch (the seeds recompute it; reusing it saves one G forward
-per step), with D's parameters frozen during G's backward so no gradient is computed for them;
-then the G_ema update. DiffAugment, when on, sits in front of every D call.
+WGAN-GP, lazy R1 and R2, an architecture's own, see :mod:`.objective`), then G on the *same*
+fake batch (the seeds recompute it; reusing it saves one G forward per step; a relativistic loss
+also reads the updated D on the real batch), with D's parameters frozen during G's backward so
+no gradient is computed for them (Freeze-D's blocks stay frozen throughout); then the G_ema
+update. DiffAugment, when on, sits in front of every D call.
 """
 
 from __future__ import annotations
