@@ -17,6 +17,7 @@ against as many samples) and one table is printed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import subprocess
@@ -38,20 +39,33 @@ def _train(name: str, spec: str, args) -> Path:
     return run
 
 
+def _result(run: Path, key: str) -> dict | None:
+    """The run's last evaluation holding ``key`` of its current checkpoint (G_ema where it has
+    one), or None."""
+    path = run / "eval.json"
+    if not path.exists():
+        return None
+    digest = hashlib.sha256((run / "checkpoint.pt").read_bytes()).hexdigest()
+    entries = [e for e in json.loads(path.read_text()).values()
+               if key in e and e.get("checkpoint_sha256") == digest]
+    entries.sort(key=lambda e: e.get("generator") == "G_ema")
+    return entries[-1] if entries else None
+
+
 def _evaluate(run: Path) -> dict:
     cfg = json.loads((run / "config.json").read_text())
     stacked = cfg["data"]["name"] == "stacked-mnist"
-    metrics = "modes" if stacked else "kid,fid"
-    cmd = [*GANFORGE, "evaluate", str(run), "--metrics", metrics, "--quiet"]
-    if not stacked:
-        from ganforge.data.images import scan_folder
-
-        n = len(scan_folder(cfg["data"]["path"])[0])
-        cmd += ["--n", str(n)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
     key = "modes" if stacked else "kid"
-    entries = json.loads((run / "eval.json").read_text()).values()
-    result = [e for e in entries if key in e and e.get("generator") == "G_ema"][-1]
+    result = _result(run, key)
+    if result is None:
+        cmd = [*GANFORGE, "evaluate", str(run), "--metrics", "modes" if stacked else "kid,fid",
+               "--quiet"]
+        if not stacked:
+            from ganforge.data.images import scan_folder
+
+            cmd += ["--n", str(len(scan_folder(cfg["data"]["path"])[0]))]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        result = _result(run, key)
     return {"resolution": cfg["data"]["resolution"], **result}
 
 
