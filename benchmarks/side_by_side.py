@@ -3,7 +3,8 @@
 Every variant is a `ganforge train PRESET OVERRIDES` run with one thread and
 ``train.max_minutes=--minutes``, all started at once: N single-threaded runs on C cores each get
 about C/N of a core for the same wall time (the runs are CPU-bound), so they receive equal
-compute whatever their speed per image. Then each run's G_ema is evaluated with the metrics
+compute whatever their speed per image. Then each run's G_ema (G where the recipe keeps
+no G_ema) is evaluated with the metrics
 that fit its data (``modes`` on Stacked MNIST, ``kid,fid`` elsewhere, all the folder's images
 against as many samples) and one table is printed.
 
@@ -11,7 +12,8 @@ against as many samples) and one table is printed.
         --variant 'r3gan=stacked-r3gan' \\
         --variant 'sn-dcgan=fashion-best data.name=stacked-mnist model.conditional=false eval.every=0' \\
         --variant 'dcgan=mnist-dcgan data.name=stacked-mnist train.epochs=1000' \\
-        --variant 'folder=folder data.path=SPRITES' --variant 'folder-r3gan=folder-r3gan data.path=SPRITES'
+        --variant 'sprites-folder=folder data.path=SPRITES' \\
+        --variant 'sprites-r3gan=folder-r3gan data.path=SPRITES'
 """
 
 from __future__ import annotations
