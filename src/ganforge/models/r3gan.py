@@ -83,9 +83,35 @@ def _lowpass() -> torch.Tensor:
     return k / k.sum()
 
 
+def _shift(x: torch.Tensor, step: int) -> torch.Tensor:
+    """x[..., i - step] along the last axis, zero where that falls outside."""
+    if step > 0:
+        return F.pad(x, (step, 0))[..., : x.shape[-1]]
+    return F.pad(x, (0, -step))[..., -step:]
+
+
+def _down_w(x: torch.Tensor) -> torch.Tensor:
+    # out[m] = (x[2m-1] + 3 x[2m] + 3 x[2m+1] + x[2m+2]) / 8, zeros outside: the stride-2 4-tap
+    # [1, 3, 3, 1] / 8 filter with one zero of padding each side, as slices and adds.
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return (3 * (even + odd) + _shift(odd, 1) + _shift(even, -1)) * 0.125
+
+
+def _up_w(x: torch.Tensor) -> torch.Tensor:
+    # out[2m] = (x[m-1] + 3 x[m]) / 4 and out[2m+1] = (3 x[m] + x[m+1]) / 4: the transposed
+    # [1, 3, 3, 1] filter (gain 2 per axis), interleaved.
+    x3 = 3 * x
+    pair = torch.stack(((x3 + _shift(x, 1)) * 0.25, (x3 + _shift(x, -1)) * 0.25), dim=-1)
+    return pair.flatten(-2)
+
+
 class Resample(nn.Module):
     """Low-pass 2x up- or downsampling of every channel with the 4x4 [1, 3, 3, 1] filter, and a
-    1x1 convolution where the width changes (before upsampling, after downsampling)."""
+    1x1 convolution where the width changes (before upsampling, after downsampling).
+
+    The filter is separable, so each axis is filtered in turn with slices and adds: the same
+    numbers as a depthwise 4x4 (transposed) convolution with one zero of padding (`reference`),
+    at a fraction of its cost on a CPU, where depthwise convolutions are slow."""
 
     def __init__(self, cin: int, cout: int, up: bool) -> None:
         super().__init__()
@@ -94,6 +120,16 @@ class Resample(nn.Module):
         self.proj = _conv(cin, cout, 1) if cin != cout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.up and self.proj is not None:
+            x = self.proj(x)
+        f = _up_w if self.up else _down_w
+        x = f(f(x).transpose(-1, -2)).transpose(-1, -2)
+        if not self.up and self.proj is not None:
+            x = self.proj(x)
+        return x
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The filter as a depthwise convolution (for tests and benchmarks)."""
         if self.up and self.proj is not None:
             x = self.proj(x)
         c = x.shape[1]
