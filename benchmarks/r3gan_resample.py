@@ -57,7 +57,7 @@ def main() -> None:
     best = {k: min(v) * 1e3 for k, v in times.items()}
     print(f"{args.preset}, batch {bs}, {torch.get_num_threads()} threads, "
           f"best of {args.rounds} rounds of {args.steps} steps")
-    print(f"| resampling | ms/step | vs depthwise conv |\n|---|---:|---:|")
+    print("| resampling | ms/step | vs depthwise conv |\n|---|---:|---:|")
     for k, v in best.items():
         print(f"| {k} | {v:.1f} | {best['depthwise conv'] / v:.2f}x |")
 
