@@ -111,7 +111,7 @@ class Resample(nn.Module):
 
     The filter is separable, so each axis is filtered in turn with slices and adds: the same
     numbers as a depthwise 4x4 (transposed) convolution with one zero of padding (`reference`),
-    at a fraction of its cost on a CPU, where depthwise convolutions are slow."""
+    for less time on a CPU (benchmarks/r3gan_resample.py times both)."""
 
     def __init__(self, cin: int, cout: int, up: bool) -> None:
         super().__init__()
