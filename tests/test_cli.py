@@ -32,8 +32,8 @@ def test_presets_lists_each_one(capsys):
     assert [line.split()[0] for line in out if not line.startswith(" ")] == ["gaussian2d", "mnist-mlp", "pokemon-dcgan",
                                                  "fashion-dcgan", "mnist-dcgan", "gaussian2d-best",
                                                  "mnist-best", "fashion-best", "pokemon-best",
-                                                 "folder", "folder-stylegan2", "stacked-r3gan",
-                                                 "folder-r3gan", "finetune"]
+                                                 "folder", "folder-stylegan2", "stacked-best",
+                                                 "stacked-r3gan", "folder-r3gan", "finetune"]
 
 
 def test_gaussian2d_cli(tmp_path, capsys):

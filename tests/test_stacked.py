@@ -83,3 +83,21 @@ def test_evaluate_modes_on_a_run_beside_the_real_floor(tmp_path, idx_dir):
     assert 0 <= res["modes_classifier_accuracy"] <= 1 and "n_reference" not in res
     table = format_table(res)
     assert "of 1000  (real data:" in table and "uniform draws: 12.4875" in table
+
+
+def test_the_stacked_best_preset_takes_a_few_steps_from_the_command_line(tmp_path, idx_dir):
+    import json
+
+    from ganforge.cli import main
+    from ganforge.training import load_checkpoint
+
+    run = tmp_path / "run"
+    assert main(["train", "stacked-best", "--out", str(run), "--quiet", f"data.path={idx_dir}",
+                 "train.epochs=2", "train.max_minutes=0", "train.batch_size=8", "data.limit=16",
+                 "model.g_width=8", "model.d_width=8", "report.tensorboard=off"]) == 0
+    st = load_checkpoint(run)
+    assert st["step"] == 4 and st["sample_shape"] == [3, 32, 32]
+    assert st["config"]["model"]["conditional"] is False and st["config"]["model"]["g_width"] == 8
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    # full rates through the first half of the run, then falling along the cosine
+    assert recs[0]["lr_G"] == pytest.approx(6e-4) and recs[-1]["lr_G"] < 6e-4
