@@ -89,7 +89,8 @@ def test_init_optim_takes_the_moments_and_keeps_this_runs_rates(tmp_path, monkey
                 assert torch.equal(torch.as_tensor(st[opt]["state"][i][name]), torch.as_tensor(value))
     assert st["opt_D"]["param_groups"][0]["lr"] == 0.0003
     with pytest.raises(GanforgeError, match="freeze_d"):  # another set of D's parameters
-        train(_finetune(folders, source_run, "train.init_optim=true")[0], tmp_path / "x",
+        train(_finetune(folders, source_run, "train.init_optim=true", "train.freeze_d=2")[0],
+              tmp_path / "x",
               quiet=True)
     assert not (tmp_path / "x").exists()
 
@@ -179,7 +180,8 @@ def test_freeze_d_beyond_the_blocks_is_refused():
 
 
 def test_a_fine_tuned_run_resumes_bit_identically(tmp_path, monkeypatch, folders, source_run):
-    cfg, over = _finetune(folders, source_run, "train.epochs=2", "train.checkpoint_steps=2")
+    cfg, over = _finetune(folders, source_run, "train.epochs=2", "train.checkpoint_steps=2",
+                          "train.freeze_d=2")
     train(cfg, tmp_path / "full", overrides=over, quiet=True)
     with monkeypatch.context() as m:
         _crash_at(m, 3)
