@@ -138,9 +138,9 @@ def _fashion_best() -> Config:
 
 def _stacked_best() -> Config:
     # fashion-best's SN-DCGAN, unconditional, on Stacked MNIST's 1,000 modes in 60 minutes:
-    # widths 48 instead of 64 (1.5x the images per second on a 2-core CPU,
-    # benchmarks/precision.py's timing), both learning rates falling along a cosine to a tenth
-    # over the second half of the budget, and G_ema's half-life growing from 20k to 50k images.
+    # widths 48 instead of 64 (fewer FLOPs a step, so more images in the hour: 2.1M on a 2-core
+    # CPU, docs/results.md), both learning rates falling along a cosine to a tenth over the
+    # second half of the budget, and G_ema's half-life growing from 20k to 50k images.
     cfg = _best_32("stacked-mnist")
     cfg.data = DataConfig(name="stacked-mnist", resolution=32, channels=3)
     cfg.model.conditional = False
