@@ -2,10 +2,11 @@
 
     apt-get download oxygen-icon-theme moka-icon-theme ...; for f in *.deb; do dpkg-deb -x $f x; done
     python benchmarks/icon_folders.py x/usr/share/icons --themes oxygen --out ICONS
-    python benchmarks/icon_folders.py x/usr/share/icons --exclude oxygen --out ICON-BASE
+    python benchmarks/icon_folders.py x/usr/share/icons --themes Faba Faenza Moka --out ICON-BASE
 
 For each theme and each icon name (context/name), the first of: a 64x64 PNG, the largest PNG above
-64 (downscaled with Lanczos), an SVG rendered at 64x64 by ``rsvg-convert``, a 48x48 PNG (upscaled).
+64 (downscaled with Lanczos), an SVG rendered at 64x64 by ``rsvg-convert``, the largest smaller
+PNG (upscaled).
 Icons identical after that (the same pixels under another name or theme) are kept once.
 Transparency is kept; ganforge composites it on white when it reads the folder.
 """
