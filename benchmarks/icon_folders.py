@@ -1,7 +1,7 @@
 """Build 64x64 icon folders from extracted Debian icon themes, one image per distinct icon.
 
     apt-get download oxygen-icon-theme moka-icon-theme ...; for f in *.deb; do dpkg-deb -x $f x; done
-    python benchmarks/icon_folders.py x/usr/share/icons --themes oxygen --out ICONS
+    python benchmarks/icon_folders.py x/usr/share/icons --themes oxygen --out OXYGEN
     python benchmarks/icon_folders.py x/usr/share/icons --themes Faba Faenza Moka --out ICON-BASE
 
 For each theme and each icon name (context/name), the first of: a 64x64 PNG, the largest PNG above
