@@ -79,12 +79,13 @@ def _load(p: Path) -> Image.Image | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path, help="a directory of themes (usr/share/icons)")
-    ap.add_argument("--themes", nargs="*", help="only these themes")
-    ap.add_argument("--exclude", nargs="*", default=[], help="every theme but these")
+    ap.add_argument("--themes", nargs="+", required=True, help="the themes to take, by folder name")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    themes = sorted(t for t in args.root.iterdir() if t.is_dir() and t.name not in args.exclude
-                    and (not args.themes or t.name in args.themes) and t.name != "hicolor")
+    missing = [t for t in args.themes if not (args.root / t).is_dir()]
+    if missing:
+        ap.error(f"no theme folder {', '.join(missing)} in {args.root}")
+    themes = [args.root / t for t in sorted(args.themes)]
     args.out.mkdir(parents=True, exist_ok=False)
     seen: set[str] = set()
     for theme in themes:
